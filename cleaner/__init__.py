@@ -1,0 +1,12 @@
+"""cxclean's archive side: reading images, walking archives, scanning, review and reports."""
+from .errors import ImageReadError
+from .images import ImageMeta, LoadedImage, read_image
+from .preprocess import InputSpec, preprocess
+from .walker import WalkStats, walk_archive
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ImageReadError", "ImageMeta", "LoadedImage", "InputSpec", "WalkStats",
+    "preprocess", "read_image", "walk_archive", "__version__",
+]

@@ -1,0 +1,1 @@
+"""cxclean's model side: artefact kinds, synthesis, backbones, training and detector bundles."""

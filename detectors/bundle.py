@@ -1,0 +1,163 @@
+"""Detector bundles: a folder holding a Keras model and ``detector.json``, reusable on any archive.
+
+``detector.json`` records everything needed to trust and reproduce a detector: kind, backbone,
+input spec (the preprocessing), threshold and how it was chosen, metrics, training-set hash,
+library versions and seed. The model is loaded in Keras safe mode (no arbitrary code).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from cleaner.preprocess import InputSpec, preprocess
+
+MODEL_FILE = "model.keras"
+INFO_FILE = "detector.json"
+FORMAT_VERSION = 1
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def library_versions() -> dict:
+    import importlib.metadata as md
+
+    versions = {"python": platform.python_version()}
+    for dist in ("cxclean", "keras", "tensorflow", "tensorflow-cpu", "torch", "jax", "numpy", "pillow", "pydicom"):
+        try:
+            versions[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            pass
+    return versions
+
+
+@dataclass
+class Detector:
+    """A loaded detector: scores batches of preprocessed images, and knows its own provenance."""
+
+    model: object  # keras.Model: input (N, size, size, 1) float32 in [0, 1], output (N, 1) probability
+    info: dict
+    path: Path | None = None
+    _predict_fn: object = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.info["name"]
+
+    @property
+    def kind(self) -> str:
+        return self.info["kind"]
+
+    @property
+    def version(self) -> str:
+        return self.info.get("version", "unversioned")
+
+    @property
+    def threshold(self) -> float:
+        return float(self.info["threshold"])
+
+    @property
+    def input_spec(self) -> InputSpec:
+        return InputSpec.from_dict(self.info["input"])
+
+    def predict(self, batch: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """Scores in [0, 1] (higher = artefact present) for a batch already run through ``preprocess``."""
+        batch = np.asarray(batch, dtype=np.float32)
+        if batch.ndim == 3:
+            batch = batch[..., None]
+        if len(batch) == 0:
+            return np.zeros((0,), dtype=np.float32)
+        out = []
+        for start in range(0, len(batch), batch_size):
+            chunk = batch[start : start + batch_size]
+            out.append(np.asarray(self.model(chunk, training=False)).reshape(-1))
+        return np.concatenate(out).astype(np.float32)
+
+    def score(self, images: Iterable, batch_size: int = 64) -> np.ndarray:
+        """Scores for images given as paths or decoded [0, 1] arrays of any size (read and preprocessed here)."""
+        from cleaner.images import read_image
+
+        spec = self.input_spec
+        arrays = []
+        for image in images:
+            if isinstance(image, (str, os.PathLike)):
+                image = read_image(image).pixels
+            arrays.append(preprocess(np.asarray(image, dtype=np.float32), spec))
+        if not arrays:
+            return np.zeros((0,), dtype=np.float32)
+        return self.predict(np.stack(arrays), batch_size=batch_size)
+
+    def flags(self, scores: Sequence[float], threshold: float | None = None) -> np.ndarray:
+        t = self.threshold if threshold is None else threshold
+        return np.asarray(scores) >= t
+
+
+def save_bundle(model, info: dict, out: str | os.PathLike) -> Path:
+    """Write ``model`` and ``info`` to the bundle folder ``out``; fills in the version (model sha256)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for key in ("name", "kind", "input", "threshold"):
+        if key not in info:
+            raise ValueError(f"detector info lacks {key!r}")
+    model_path = out / MODEL_FILE
+    model.save(model_path)
+    info = dict(info)
+    info.setdefault("format_version", FORMAT_VERSION)
+    info["model_file"] = MODEL_FILE
+    info["model_sha256"] = file_sha256(model_path)
+    info["version"] = f"{info['name']}-{info['model_sha256'][:12]}"
+    info.setdefault("libraries", library_versions())
+    (out / INFO_FILE).write_text(json.dumps(info, indent=2, sort_keys=True, default=_json_default) + "\n")
+    return out
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} in detector.json")
+
+
+def load(path: str | os.PathLike) -> Detector:
+    """Load a bundle folder (or its ``detector.json``); the model file must match its recorded sha256."""
+    path = Path(path)
+    folder = path.parent if path.name == INFO_FILE else path
+    info_path = folder / INFO_FILE
+    if not info_path.is_file():
+        raise FileNotFoundError(f"{folder}: not a detector bundle (no {INFO_FILE})")
+    info = json.loads(info_path.read_text())
+    model_path = folder / info.get("model_file", MODEL_FILE)
+    expected = info.get("model_sha256")
+    if expected and file_sha256(model_path) != expected:
+        raise ValueError(f"{model_path}: model file does not match the sha256 in {INFO_FILE} (changed or corrupt)")
+    import keras
+
+    from . import layers  # noqa: F401  registers cxclean's serialisable layers before loading
+
+    model = keras.saving.load_model(model_path, safe_mode=True, compile=False)
+    return Detector(model=model, info=info, path=folder)
+
+
+def find_bundles(root: str | os.PathLike) -> list[Path]:
+    """Every bundle folder at or below ``root``, sorted."""
+    root = Path(root)
+    if (root / INFO_FILE).is_file():
+        return [root]
+    return sorted(p.parent for p in root.rglob(INFO_FILE))
