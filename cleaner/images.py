@@ -74,8 +74,8 @@ def sniff_format(path: str | os.PathLike) -> str | None:
     if head.startswith(b"BM"):
         return "BMP"
     # DICOM written without the 128-byte preamble (old ACR-NEMA style exports): starts with a
-    # group 0x0002 or 0x0008 tag, little endian.
-    if head[:2] in (b"\x02\x00", b"\x08\x00") and head[2:4] in (b"\x00\x00", b"\x01\x00", b"\x05\x00", b"\x08\x00", b"\x10\x00", b"\x16\x00"):
+    # group 0x0002 or 0x0008 element, little endian; pydicom then validates it.
+    if len(head) >= 8 and head[:2] in (b"\x02\x00", b"\x08\x00") and head[3] == 0:
         return "DICOM"
     return None
 
