@@ -6,7 +6,9 @@ inverted so that bone is bright, exactly like MONOCHROME2.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +68,24 @@ def _meta(path: Path, ds) -> ImageMeta:
     )
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Decoders' C code (libjpeg, GDCM) print to fd 2 on files they refuse; the reason reaches the
+    user through ImageReadError instead, so keep the console clean while they run."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _gdcm_decode(path: Path, meta: ImageMeta) -> np.ndarray:
     """GDCM's own reader: decodes 12-bit JPEG extended files that pydicom's plugins refuse."""
     import gdcm
@@ -101,7 +121,11 @@ def _decode(path: Path, ds, meta: ImageMeta) -> np.ndarray:
     try:
         if meta.frames > 1:
             ds.pixel_array_options(index=0)
-        arr = ds.pixel_array
+        if ts is not None and ts.is_compressed:
+            with _native_stderr_silenced():
+                arr = ds.pixel_array
+        else:
+            arr = ds.pixel_array
         meta.decoder = "pydicom"
         return arr
     except Exception as exc:  # plugins raise many types; the reason is what matters
@@ -112,7 +136,8 @@ def _decode(path: Path, ds, meta: ImageMeta) -> np.ndarray:
                 reason = f"truncated pixel data ({first})"
             raise ImageReadError(path, f"cannot decode DICOM pixel data: {reason}") from None
         try:
-            arr = _gdcm_decode(path, meta)
+            with _native_stderr_silenced():
+                arr = _gdcm_decode(path, meta)
             meta.decoder = "gdcm"
             return arr
         except Exception as gexc:

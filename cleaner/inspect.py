@@ -74,7 +74,7 @@ def format_row(row: dict) -> str:
     if row.get("decoder"):
         parts.append(f"via {row['decoder']}")
     age = row.get("age_years")
-    parts.append(f"age {age:g}" if age is not None else "age ?")
+    parts.append(f"age {round(age, 1):g}" if age is not None else "age ?")
     parts.append(f"view {row.get('view_position') or '?'}")
     if row.get("modality"):
         parts.append(row["modality"])
