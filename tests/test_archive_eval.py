@@ -1,0 +1,62 @@
+"""The archive builder plants what its truth table says, and the evaluator counts a scan's output exactly."""
+import numpy as np
+import pandas as pd
+
+from cleaner.archive_builder import Source, build_archive
+from cleaner.evaluate_archive import evaluate, format_report
+from cleaner.images import read_image
+from imagegen import phantom, write_dicom, write_png8
+
+
+def make_sources(root):
+    for i in range(5):
+        write_png8((root / "front").mkdir(parents=True, exist_ok=True) or root / "front" / f"f{i}.png", phantom(40, 40, seed=i))
+    (root / "lat").mkdir()
+    write_png8(root / "lat" / "l0.png", phantom(40, 40, seed=9))
+    (root / "other").mkdir()
+    write_dicom(root / "other" / "hand", phantom(40, 40, seed=8))
+    return [Source(root / "front", "front", "frontal", ages={"f0.png": 30.0}), Source(root / "lat", "lat", "lateral"),
+            Source(root / "other", "other", "other_body")]
+
+
+def test_build_archive_plants_what_truth_says(tmp_path):
+    truth = build_archive(make_sources(tmp_path / "src"), tmp_path / "archive", seed=1)
+    assert (tmp_path / "archive_truth.csv").is_file()
+    counts = truth.truth.value_counts().to_dict()
+    assert counts["upright"] == 5 and counts["lateral"] == 1 and counts["other_body"] == 1 and counts["corrupt"] == 5
+    planted = truth[truth.path.str.contains("/planted/")]
+    assert sorted(planted.truth) == sorted(["rot90", "rot180", "rot270", "inverted", "hflip"])  # 5 films, one of each
+    ops = {"rot90": lambda x: np.rot90(x, 1), "rot180": lambda x: np.rot90(x, 2), "rot270": lambda x: np.rot90(x, 3),
+           "inverted": lambda x: 1 - x, "hflip": lambda x: x[:, ::-1]}
+    for row in planted.itertuples():
+        original = read_image(tmp_path / "archive" / row.origin).pixels
+        assert np.abs(read_image(tmp_path / "archive" / row.path).pixels - ops[row.truth](original)).max() <= 1 / 255 + 1e-6
+    assert truth.set_index("path").loc["front/f0.png", "age_years"] == 30.0
+
+
+def test_evaluate_counts_exactly(tmp_path):
+    truth = pd.DataFrame(dict(
+        path=["a.png", "b.png", "c.png", "d.png", "e.png", "bad.png"],
+        truth=["upright", "rot90", "rot180", "upright", "lateral", "corrupt"],
+        source=["s1", "s1", "s2", "s2", "lat", "corrupt"], role=["frontal"] * 4 + ["lateral", "corrupt"],
+    ))
+    truth.to_csv(tmp_path / "truth.csv", index=False)
+    out = tmp_path / "scan"
+    out.mkdir()
+    pd.DataFrame(dict(
+        path=["a.png", "b.png", "c.png", "d.png", "e.png", "bad.png"], status=["ok"] * 5 + ["error"],
+        rotation_score=[0.9, 0.95, 0.2, 0.1, 0.8, None], rotation_flag=["True", "True", "False", "False", "True", ""],
+        inversion_score=[0.1] * 5 + [None], inversion_flag=["False"] * 5 + [""],
+    )).to_csv(out / "scores.csv", index=False)
+    pd.DataFrame(dict(name=["inversion", "rotation"], kind=["inversion", "rotation"])).to_csv(out / "detectors.csv", index=False)
+    pd.DataFrame(dict(path=["bad.png"], error=["truncated"])).to_csv(out / "errors.csv", index=False)
+    result = evaluate(out, tmp_path / "truth.csv")
+    rot = next(d for d in result["per_detector"] if d["detector"] == "rotation")
+    assert (rot["positives"], rot["flagged"], rot["true_pos"], rot["false_pos"]) == (2, 3, 1, 2)
+    assert rot["recall"] == 0.5 and abs(rot["precision"] - 1 / 3) < 1e-9 and rot["precision_frontal"] == 0.5
+    assert abs(rot["auc"] - 4 / 6) < 1e-9  # positives 0.95, 0.2 against 0.9, 0.1, 0.8: 4 of 6 pairs ordered
+    assert result["upright_adult_frontal"] == dict(files=2, flagged_by_any=1, rate=0.5)
+    assert result["corrupt"] == dict(files=1, in_errors_csv=1)
+    fps = {(f["detector"], f["source"], f["truth"]): f["count"] for f in result["false_positives"]}
+    assert fps == {("rotation", "s1", "upright"): 1, ("rotation", "lat", "lateral"): 1}
+    assert "Upright adult frontal films flagged by any detector: 1/2" in format_report(result)
