@@ -9,8 +9,9 @@ from imagegen import phantom, write_dicom, write_png8
 
 
 def make_sources(root):
+    (root / "front").mkdir(parents=True)
     for i in range(5):
-        write_png8((root / "front").mkdir(parents=True, exist_ok=True) or root / "front" / f"f{i}.png", phantom(40, 40, seed=i))
+        write_png8(root / "front" / f"f{i}.png", phantom(40, 40, seed=i))
     (root / "lat").mkdir()
     write_png8(root / "lat" / "l0.png", phantom(40, 40, seed=9))
     (root / "other").mkdir()
