@@ -328,10 +328,11 @@ def build_review(scan_out: str | os.PathLike, workers: int = 1, saliency: bool =
             return
         folder = review / "_overlays" / reason_folder(reason)
         folder.mkdir(parents=True, exist_ok=True)
-        for (rel, _x, thumb), heat in zip(batch, result.maps):
+        for i, ((rel, _x, thumb), heat) in enumerate(zip(batch, result.maps)):
             Image.fromarray(overlay(thumb, heat)).save(folder / f"{images[rel]['id']}.jpg", quality=85)
             images[rel].setdefault("overlays", {})[reason] = f"_overlays/{reason_folder(reason)}/{images[rel]['id']}.jpg"
-            images[rel].setdefault("saliency_method", {})[reason] = result.method
+            method = "occlusion" if i in result.occlusion_fallback else result.method
+            images[rel].setdefault("saliency_method", {})[reason] = method
             overlays += 1
         pending[reason] = []
 
@@ -388,6 +389,7 @@ def _section(scan: ScanOutput, reason: str, images: dict, review: Path) -> dict:
             "reasons": entry["reasons"],
             "thumb": entry.get("thumb"),
             "overlay": entry.get("overlays", {}).get(reason),
+            "saliency": entry.get("saliency_method", {}).get(reason),
             "full": full,
             "error": entry.get("error", ""),
         })
@@ -506,7 +508,7 @@ a{color:#7cc4ff} code{color:#bbb}
 button{background:#2a5d8a;color:#fff;border:0;padding:5px 12px;border-radius:4px;cursor:pointer}
 button:disabled{background:#444;cursor:default}
 main{padding:0 20px 40px}
-section{margin-top:24px}
+section{margin-top:24px;scroll-margin-top:110px}
 section h2{font-size:17px;border-bottom:1px solid #333;padding-bottom:4px}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(220px,1fr));gap:12px}
 .card{background:#1d1d1d;border:1px solid #333;border-radius:6px;padding:6px;position:relative}
@@ -517,7 +519,7 @@ section h2{font-size:17px;border-bottom:1px solid #333;padding-bottom:4px}
 .keep{display:block;margin-top:4px;font-size:13px}
 .pager{margin:10px 0;display:flex;gap:8px;align-items:center}
 table{border-collapse:collapse;font-size:12px} td,th{border:1px solid #333;padding:2px 6px}
-.err{color:#ff7070}
+.err{color:#ff7070} .ov{color:#999}
 """
 
 _JS = r"""
@@ -563,7 +565,7 @@ function render(si){
       + (it.reasons.length > 1 ? ' · also: ' + it.reasons.filter(function(r){return r !== sec.reason;}).join(', ') : '')));
     meta.appendChild(s);
     if (it.error) { const e = document.createElement('div'); e.className = 'err'; e.textContent = it.error; meta.appendChild(e); }
-    if (!it.overlay && sec.detector) { const o = document.createElement('div'); o.textContent = 'no overlay'; meta.appendChild(o); }
+    if (sec.detector) { const o = document.createElement('div'); o.className = 'ov'; o.textContent = it.overlay ? ('overlay: ' + (it.saliency === 'occlusion' ? 'occlusion sensitivity' : 'Grad-CAM')) : 'no overlay'; meta.appendChild(o); }
     card.appendChild(meta);
     const lab = document.createElement('label'); lab.className = 'keep';
     const box = document.createElement('input'); box.type = 'checkbox'; box.className = 'keep-box';

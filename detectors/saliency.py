@@ -11,7 +11,7 @@ occlusion).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,6 +23,7 @@ class SaliencyResult:
     maps: np.ndarray  # (N, H, W) float32 in [0, 1]
     method: str  # "gradcam" or "occlusion"
     layer: str | None  # path of the conv layer used, e.g. "resnet50/conv5_block3_3_conv"
+    occlusion_fallback: list = field(default_factory=list)  # images whose Grad-CAM was empty: occlusion used
 
 
 def _is_conv(layer) -> bool:
@@ -195,9 +196,14 @@ def saliency(model, batch: np.ndarray, method: str = "auto") -> SaliencyResult:
     backend = keras.backend.backend()
     if path is not None and backend in ("tensorflow", "torch"):
         fn = _gradcam_tf if backend == "tensorflow" else _gradcam_torch
-        cams = fn(model, batch, path)
+        maps = _normalise(_resize_maps(fn(model, batch, path), h, w))
         layer_name = "/".join(layer.name for layer in path[1:])
-        return SaliencyResult(_normalise(_resize_maps(cams, h, w)), "gradcam", layer_name)
+        # Grad-CAM is all zero where no positive evidence reaches the conv layer (the ReLU cuts
+        # it); an empty overlay would tell the reviewer nothing, so those images get occlusion.
+        empty = [i for i, m in enumerate(maps) if not m.any()]
+        if empty and method == "auto":
+            maps[empty] = _normalise(occlusion_maps(model, batch[empty]))
+        return SaliencyResult(maps, "gradcam", layer_name, empty if method == "auto" else [])
     if method == "gradcam":
         raise ValueError("Grad-CAM impossible: " + ("no 2-D convolution layer in the model" if path is None
                                                      else f"backend {backend} is not supported"))

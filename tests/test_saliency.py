@@ -130,3 +130,26 @@ def test_overlay_is_rgb_and_keeps_the_image_where_cold():
     assert rgb.shape == (40, 30, 3) and rgb.dtype == np.uint8
     assert np.abs(rgb[0, 0].astype(int) - round(grey[0, 0] * 255)).max() <= 1  # cold corner untouched
     assert np.abs(rgb[20, 15].astype(int) - round(grey[20, 15] * 255)).max() > 20  # hot centre coloured
+
+
+def test_empty_gradcam_falls_back_to_occlusion_per_image():
+    """A conv branch that is dead (ReLU of a large negative bias) gives an all-zero Grad-CAM; the
+    score still depends on the image through another branch, which occlusion finds."""
+    keras.utils.set_random_seed(3)
+    inp = keras.Input((32, 32, 1))
+    conv = keras.layers.Conv2D(2, 3, padding="same", activation="relu", bias_initializer=keras.initializers.Constant(-100.0))
+    dead = keras.layers.GlobalAveragePooling2D()(conv(inp))
+    live = keras.layers.Dense(1, use_bias=False, name="live")(keras.layers.Flatten()(inp))
+    merged = keras.layers.Concatenate()([dead, live])
+    head = keras.layers.Dense(1, activation="sigmoid", use_bias=False, name="head")
+    model = keras.Model(inp, head(merged))
+    w = np.zeros((32 * 32, 1), dtype=np.float32)
+    w.reshape(32, 32)[8:16, 8:16] = 0.05
+    model.get_layer("live").set_weights([w])
+    head.set_weights([np.array([[0.0], [0.0], [1.0]], dtype=np.float32)])
+    batch = np.ones((2, 32, 32, 1), dtype=np.float32)
+    res = saliency(model, batch)
+    assert res.method == "gradcam" and res.occlusion_fallback == [0, 1]
+    assert all(m[8:16, 8:16].mean() > 3 * m.mean() for m in res.maps)
+    strict = saliency(model, batch, method="gradcam")
+    assert strict.occlusion_fallback == [] and not strict.maps.any()
