@@ -247,3 +247,29 @@ def save_tiny_bundle(out: Path, name: str = "rotation", size: int = 64, threshol
     model = keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(x))
     info = {"name": name, "kind": name, "input": InputSpec(size=size).to_dict(), "threshold": threshold}
     return save_bundle(model, info, out)
+
+
+def scan_output_for_existing(tmp: Path, archive: Path, flagged: dict, min_age: float = 10) -> Path:
+    """A scan output over files that already exist in ``archive`` (e.g. real radiographs, left where
+    they are): ``flagged`` maps a relative path to (reasons, rotation score). No review copies,
+    so the page must render its own full-size previews."""
+    out = Path(tmp) / "scan_out"
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for rel, (reasons, score) in flagged.items():
+        row = {c: "" for c in BASE_COLUMNS}
+        row.update(path=rel, status="ok", rotation_score=f"{score:.6f}", rotation_flag=str(score >= 0.5),
+                   excluded=str(bool(reasons)), reasons=";".join(reasons))
+        rows.append(row)
+    cols = BASE_COLUMNS + ["rotation_score", "rotation_flag", "excluded", "reasons"]
+    scores = pd.DataFrame(rows, columns=cols)
+    scores.to_csv(out / "scores.csv", index=False)
+    scores[scores["excluded"] == "True"][["path", "reasons", "rotation_score", "age_years"]].to_csv(out / "exclusions.csv", index=False)
+    pd.DataFrame(columns=["path", "error"]).to_csv(out / "errors.csv", index=False)
+    pd.DataFrame([{"name": "rotation", "kind": "rotation", "version": "rotation-000000000000", "threshold": 0.5,
+                   "threshold_source": "bundle", "bundle_path": str(Path(tmp) / "none"), "input_size": 256}]
+                 ).to_csv(out / "detectors.csv", index=False)
+    (out / "summary.json").write_text(json.dumps({"archive": str(Path(archive).resolve()), "out": str(out), "files": len(rows),
+                                                  "ok": len(rows), "errors": 0, "excluded": int((scores["excluded"] == "True").sum()),
+                                                  "min_age": min_age, "unknown_age": "keep"}))
+    return out
