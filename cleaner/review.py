@@ -357,8 +357,9 @@ def build_review(scan_out: str | os.PathLike, workers: int = 1, saliency: bool =
 
     sections = []
     sheets = []
+    scores_by_path = {r["path"]: r for r in scan.scores.to_dict("records")}
     for reason in reasons:
-        section = _section(scan, reason, images, review)
+        section = _section(scan, reason, images, review, scores_by_path)
         sections.append(section)
         if contact_sheets:
             sheets += write_contact_sheets(review, reason, section["items"])
@@ -368,7 +369,7 @@ def build_review(scan_out: str | os.PathLike, workers: int = 1, saliency: bool =
                        notes, time.perf_counter() - t0)
 
 
-def _section(scan: ScanOutput, reason: str, images: dict, review: Path) -> dict:
+def _section(scan: ScanOutput, reason: str, images: dict, review: Path, scores_by_path: dict) -> dict:
     det = scan.detector_for(reason)
     folder = reason_folder(reason)
     items = []
@@ -379,7 +380,7 @@ def _section(scan: ScanOutput, reason: str, images: dict, review: Path) -> dict:
         score = _float(full_row.get(f"{det['name']}_score")) if det else None
         copy = find_review_copy(review, folder, rel)
         full = copy.relative_to(review).as_posix() if copy is not None else entry.get("full")
-        srow = _scores_row(scan, rel)
+        srow = scores_by_path.get(rel, {})
         items.append({
             "path": rel,
             "score": score,
@@ -405,17 +406,6 @@ def _section(scan: ScanOutput, reason: str, images: dict, review: Path) -> dict:
         "threshold": _float(det["threshold"]) if det else None,
         "items": items,
     }
-
-
-_SCORES_INDEX: dict = {}
-
-
-def _scores_row(scan: ScanOutput, rel: str) -> dict:
-    key = id(scan.scores)
-    if key not in _SCORES_INDEX:
-        _SCORES_INDEX.clear()
-        _SCORES_INDEX[key] = {r["path"]: r for r in scan.scores.to_dict("records")}
-    return _SCORES_INDEX[key].get(rel, {})
 
 
 # ----------------------------------------------------------------------------------------------

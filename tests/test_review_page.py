@@ -152,3 +152,11 @@ def test_cli_build_and_help(tmp_path):
     for args in (["review", "--help"], ["review", "build", "--help"], ["review", "apply", "--help"], ["report", "--help"]):
         h = CliRunner().invoke(main, args)
         assert h.exit_code == 0 and "Examples:" in h.output
+
+
+def test_scan_with_nothing_flagged(tmp_path):
+    specs = [ImageSpec("a/x.png", {"rotation": 0.1}, 40, "F", "PA", "P1")]
+    _, out = build_scan_output(tmp_path, specs, thresholds={"rotation": 0.5})
+    res = build_review(out, progress=False)
+    assert res.sections == {} and res.images == 0 and res.contact_sheets == []
+    assert "nothing was flagged" in res.page.read_text()
