@@ -11,6 +11,7 @@ occlusion).
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -101,11 +102,30 @@ def _accepts_training(op) -> bool:
     return isinstance(op, keras.layers.Layer)
 
 
+@contextmanager
+def _logit_output(model):
+    """Score the logit rather than the probability where the model ends in a sigmoid layer: a
+    saturated sigmoid (score 1.000) has no gradient left, the logit keeps it. Grad-CAM is
+    normalised per image, so the monotone change does not alter the map otherwise."""
+    import keras
+
+    last = model.layers[-1] if getattr(model, "layers", None) else None
+    act = getattr(last, "activation", None)
+    swap = act is keras.activations.sigmoid or getattr(act, "__name__", "") == "sigmoid"
+    if swap:
+        last.activation = keras.activations.linear
+    try:
+        yield
+    finally:
+        if swap:
+            last.activation = act
+
+
 def _gradcam_tf(model, batch: np.ndarray, path: list) -> np.ndarray:
     import tensorflow as tf
 
     x = tf.convert_to_tensor(batch, dtype=tf.float32)
-    with tf.GradientTape() as tape:
+    with tf.GradientTape() as tape, _logit_output(model):
         stash = {"watch": tape.watch}
         score = _run_layer(model, x, path, stash)
         score = tf.reshape(score, (tf.shape(score)[0], -1))[:, 0]
@@ -121,7 +141,7 @@ def _gradcam_torch(model, batch: np.ndarray, path: list) -> np.ndarray:
 
     x = torch.as_tensor(batch, dtype=torch.float32)
     stash = {"watch": lambda t: t.retain_grad()}
-    with torch.enable_grad():
+    with torch.enable_grad(), _logit_output(model):
         score = _run_layer(model, x, path, stash)
         score = score.reshape(score.shape[0], -1)[:, 0]
         score.sum().backward()

@@ -153,3 +153,20 @@ def test_empty_gradcam_falls_back_to_occlusion_per_image():
     assert all(m[8:16, 8:16].mean() > 3 * m.mean() for m in res.maps)
     strict = saliency(model, batch, method="gradcam")
     assert strict.occlusion_fallback == [] and not strict.maps.any()
+
+
+def test_saturated_sigmoid_still_has_a_gradcam_map():
+    """A detector that is sure (score rounds to 1.0 in float32) still gets a map: Grad-CAM is taken
+    on the logit, and the model's own output is left unchanged afterwards."""
+    keras.utils.set_random_seed(4)
+    inp = keras.Input((16, 16, 1))
+    h = keras.layers.Conv2D(2, 3, padding="same", activation="relu", kernel_initializer="ones", name="c")(inp)
+    h = keras.layers.GlobalAveragePooling2D()(h)
+    model = keras.Model(inp, keras.layers.Dense(1, activation="sigmoid", kernel_initializer=keras.initializers.Constant(50.0))(h))
+    batch = np.zeros((1, 16, 16, 1), dtype=np.float32)
+    batch[0, 4:8, 4:8] = 1.0
+    assert float(np.asarray(model(batch))[0, 0]) == 1.0
+    res = saliency(model, batch)
+    assert res.occlusion_fallback == [] and res.maps[0].max() == 1.0
+    assert res.maps[0][4:8, 4:8].mean() > 3 * res.maps[0][10:, 10:].mean()
+    assert float(np.asarray(model(batch))[0, 0]) == 1.0  # the sigmoid is back
