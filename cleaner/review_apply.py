@@ -75,7 +75,7 @@ def read_decisions_file(path: str | os.PathLike) -> list[dict]:
         rows = df.to_dict("records")
         if rows and not {"path", "decision"} <= set(df.columns):
             raise ValueError(f"{path}: needs the columns path,reason,decision (has {', '.join(df.columns)})")
-    return [{"path": str(r.get("path", "")).strip(), "reason": str(r.get("reason", "") or "").strip(),
+    return [{"path": str(r.get("path", "")).strip().replace("\\", "/"), "reason": str(r.get("reason", "") or "").strip(),
              "decision": str(r.get("decision", "")).strip().lower()} for r in rows]
 
 
@@ -87,38 +87,49 @@ def _keep_moves(scan: ScanOutput, flagged: dict, warn) -> dict:
     if not review.is_dir():
         return found
     for sub in sorted(review.iterdir()):
-        keep = sub / KEEP_FOLDER
-        if not keep.is_dir():
+        if not sub.is_dir() or sub.name.startswith("_"):
             continue
         reason = by_folder.get(sub.name)
+        keeps = sorted(k for k in sub.rglob(KEEP_FOLDER) if k.is_dir())
         if reason is None:
-            warn(f"{keep}: not the folder of any exclusion reason of this scan; ignored")
+            for keep in keeps:
+                warn(f"{keep}: not the folder of any exclusion reason of this scan; ignored")
             continue
         paths = flagged[reason]
         by_name = defaultdict(list)
         for p in paths:
             by_name[Path(p).name].append(p)
-        for f in sorted(keep.rglob("*")):
-            if not f.is_file() or f.name.startswith("."):
-                continue
-            rel = f.relative_to(keep).as_posix()
-            candidates = [rel, rel[:-4] if rel.endswith(".png") else None]
-            hit = next((c for c in candidates if c and c in paths), None)
-            if hit is None:
-                for name in (f.name, f.name[:-4] if f.name.endswith(".png") else None):
-                    if name and len(by_name.get(name, [])) == 1:
-                        hit = by_name[name][0]
-                        break
-                    if name and len(by_name.get(name, [])) > 1:
-                        warn(f"{f}: the file name {name} matches {len(by_name[name])} flagged images of {reason} "
-                             f"({', '.join(by_name[name])}); keep the relative path below _keep/ to say which. Ignored")
-                        hit = ""
-                        break
-            if hit is None:
-                warn(f"{f}: not an image flagged for {reason}; ignored")
-            elif hit:
-                found[(hit, reason)] = "overturned"
+        for keep in keeps:
+            # a _keep/ made inside a subfolder (review/rotation/siteA/_keep/) stands for that subfolder
+            prefix = keep.parent.relative_to(sub).as_posix()
+            prefix = "" if prefix == "." else prefix + "/"
+            for f in sorted(keep.rglob("*")):
+                if not f.is_file() or f.name.startswith(".") or KEEP_FOLDER in f.relative_to(keep).parts:
+                    continue
+                hit = _match_kept(f, f.relative_to(keep).as_posix(), prefix, paths, by_name, reason, warn)
+                if hit is None:
+                    warn(f"{f}: not an image flagged for {reason}; ignored")
+                elif hit:
+                    found[(hit, reason)] = "overturned"
     return found
+
+
+def _match_kept(f: Path, rel: str, prefix: str, paths: set, by_name: dict, reason: str, warn) -> str | None:
+    """The flagged path a kept file stands for: by relative path (a DICOM's ``.png`` preview counts
+    for the DICOM), else by a file name that is unique among the reason's images; '' when ambiguous."""
+    for cand in (prefix + rel, rel):
+        for c in (cand, cand[:-4] if cand.endswith(".png") else None):
+            if c and c in paths:
+                return c
+    for name in (f.name, f.name[:-4] if f.name.endswith(".png") else None):
+        hits = by_name.get(name, []) if name else []
+        if len(hits) == 1:
+            return hits[0]
+        if len(hits) > 1:
+            warn(f"{f}: the file name {name} matches {len(hits)} flagged images of {reason} ({', '.join(hits)}); "
+                 f"keep the relative path below _keep/ to say which. Ignored")
+            return ""
+    return None
 
 
 def apply_review(scan_out: str | os.PathLike, decisions_files: list = (), confirm_rest: bool = False,
@@ -187,7 +198,7 @@ def apply_review(scan_out: str | os.PathLike, decisions_files: list = (), confir
     archive = scan.archive
 
     def absolute(rel: str) -> str:
-        return str((archive / rel).resolve()) if str(archive) else rel
+        return os.path.abspath(archive / rel) if str(archive) else rel
 
     labels = [{"path": absolute(p), "label": 1 if d == "confirmed" else 0}
               for p, d in zip(final["path"], final["decision"]) if d != "unreviewed"]

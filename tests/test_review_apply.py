@@ -162,3 +162,29 @@ def test_cli_apply(scan, tmp_path):
     assert summary["per_reason"]["rotation"] == {"overturned": 1, "confirmed": 1, "unreviewed": 3}
     r = CliRunner().invoke(main, ["review", "apply", str(out), "--confirm-reason", "nope"])
     assert r.exit_code == 2 and "no such reason" in r.output
+
+
+def test_keep_folder_made_inside_a_subfolder_and_windows_paths(scan, tmp_path):
+    archive, out = scan
+    # the reviewer browsed into review/rotation/siteA/ and made _keep/ there
+    sub_keep = out / "review" / "rotation" / "siteA" / "_keep"
+    sub_keep.mkdir()
+    (out / "review" / "rotation" / "siteA" / "p003.png").rename(sub_keep / "p003.png")
+    d = tmp_path / "decisions.csv"
+    d.write_text("path,reason,decision\nsiteB\\s1_2.dcm,rotation,keep\n")
+    res = apply_review(out, decisions_files=[d])
+    f = final(out)
+    assert f["siteA/p003.png"] == "overturned" and f["siteA/sub/p003.png"] == "unreviewed"
+    assert f["siteB/s1_2.dcm"] == "overturned" and res.warnings == []
+
+
+def test_labels_keep_archive_paths_not_link_targets(tmp_path):
+    real = tmp_path / "real"
+    archive, out = build_scan_output(real)
+    link = tmp_path / "linked_archive"
+    link.symlink_to(archive, target_is_directory=True)
+    summary = json.loads((out / "summary.json").read_text())
+    summary["archive"] = str(link)
+    (out / "summary.json").write_text(json.dumps(summary))
+    apply_review(out, confirm_reasons=["inversion"])
+    assert set(labels(out)) == {str(link / "siteA/p002_a.png"), str(link / "siteA/p004.png")}
