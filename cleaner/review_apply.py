@@ -3,7 +3,8 @@
 Decisions are made per (image, reason) and come from three places:
 
 * **moved files**: a file in ``review/<reason-folder>/_keep/`` (at its relative path below ``_keep``,
-  or just its file name; a DICOM's ``.png`` preview counts for the DICOM) marks that image as a
+  or just its file name; a ``_keep/`` inside a subfolder stands for that subfolder; a DICOM's
+  ``.png`` preview counts for the DICOM) marks that image as a
   false positive for that reason: *overturned*;
 * **decisions files** exported by the review page (CSV ``path,reason,decision``; JSON: a list of
   such objects, or ``{"decisions": [...]}``): decision ``keep`` (also ``overturned``,
