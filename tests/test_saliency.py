@@ -21,11 +21,11 @@ def object_image(rng: np.random.Generator, rotate: int) -> np.ndarray:
     """An asymmetric bright object (a big blob, a small blob up-right of it, a bar below) jittered
     around the centre of a noisy background; ``rotate`` quarter turns plant the artefact."""
     yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
-    cy, cx = SIZE / 2 + rng.integers(-4, 5), SIZE / 2 + rng.integers(-4, 5)
-    img = 0.2 + 0.08 * rng.standard_normal((SIZE, SIZE)).astype(np.float32)
-    img += 0.6 * np.exp(-(((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * 5.0**2)))
-    img += 0.6 * np.exp(-(((yy - cy + 9) ** 2 + (xx - cx - 8) ** 2) / (2 * 2.5**2)))
-    img += 0.5 * ((np.abs(yy - cy - 9) < 2) & (np.abs(xx - cx) < 8))
+    cy, cx = SIZE / 2 + rng.integers(-3, 4), SIZE / 2 + rng.integers(-3, 4)
+    img = 0.03 * rng.standard_normal((SIZE, SIZE)).astype(np.float32)  # dark, like collimation
+    img += 0.6 * np.exp(-(((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * 4.0**2)))
+    img += 0.6 * np.exp(-(((yy - cy + 7) ** 2 + (xx - cx - 6) ** 2) / (2 * 2.0**2)))
+    img += 0.5 * ((np.abs(yy - cy - 7) < 2) & (np.abs(xx - cx) < 6))
     return np.rot90(np.clip(img, 0, 1), k=rotate)[..., None].astype(np.float32)
 
 
