@@ -543,14 +543,13 @@ function render(si){
     if (it.thumb) img.src = imgSrc(it);
     a.appendChild(img); card.appendChild(a);
     const meta = document.createElement('div'); meta.className = 'meta';
-    const lines = [];
     const p = document.createElement('div'); p.textContent = '#' + (page * size + j + 1) + ' ' + it.path; meta.appendChild(p);
     const s = document.createElement('div');
     if (sec.detector) {
       const sc = document.createElement('span'); sc.className = 'score'; sc.textContent = 'score ' + fmt(it.score, 3);
       s.appendChild(sc); s.appendChild(document.createTextNode(' / threshold ' + fmt(sec.threshold, 3)));
     }
-    s.appendChild(document.createTextNode(' · age ' + (it.age === null ? '?' : it.age) + ' · view ' + (it.view || '?')
+    s.appendChild(document.createTextNode((sec.detector ? ' · ' : '') + 'age ' + (it.age === null ? '?' : it.age) + ' · view ' + (it.view || '?')
       + (it.reasons.length > 1 ? ' · also: ' + it.reasons.filter(function(r){return r !== sec.reason;}).join(', ') : '')));
     meta.appendChild(s);
     if (it.error) { const e = document.createElement('div'); e.className = 'err'; e.textContent = it.error; meta.appendChild(e); }
