@@ -112,9 +112,14 @@ def test_ticks_export_decisions_that_review_apply_reads(page, browser):
     assert decisions["siteA/p001_a.png"] == "overturned"
     assert decisions["siteB/s2_1.dcm"] == "confirmed" and decisions["siteA/p002_a.png"] == "confirmed"
     assert decisions["siteA/p003.png"] == "unreviewed" and res.warnings == []
-    # the ticks survive a reload (kept in the browser's storage)
-    browser.navigate((out / "review" / "index.html").as_uri())
-    assert browser.eval("document.querySelector('.card[data-path=\"siteA/p001_a.png\"][data-reason=\"rotation\"] .keep-box').checked")
+    # the ticks survive a reload (kept in the browser's storage, which commits asynchronously)
+    kept = "document.querySelector('.card[data-path=\"siteA/p001_a.png\"][data-reason=\"rotation\"] .keep-box').checked"
+    for _ in range(10):
+        browser.navigate((out / "review" / "index.html").as_uri())
+        if browser.eval(kept):
+            break
+        time.sleep(0.5)
+    assert browser.eval(kept)
 
 
 def test_paging_of_a_large_section(tmp_path, browser):
