@@ -213,11 +213,14 @@ def prepare_image(task: tuple) -> dict:
             error = f"unexpected {type(exc).__name__}: {exc}"
     if pixels is None:
         return {"ok": False, "error": error or "no readable copy"}
-    thumb = _thumb_array(pixels, THUMB_SIZE)
-    Image.fromarray(_to_uint8(thumb)).save(thumb_path, quality=85)
-    if full_path is not None:
-        Image.fromarray(_to_uint8(_thumb_array(pixels, 2048))).save(full_path)
-    inputs = {key: preprocess(pixels, InputSpec.from_dict(spec)) for key, spec in specs.items()}
+    try:  # ordered_map's workers must not raise: a failure here is reported for this image only
+        thumb = _thumb_array(pixels, THUMB_SIZE)
+        Image.fromarray(_to_uint8(thumb)).save(thumb_path, quality=85)
+        if full_path is not None:
+            Image.fromarray(_to_uint8(_thumb_array(pixels, 2048))).save(full_path)
+        inputs = {key: preprocess(pixels, InputSpec.from_dict(spec)) for key, spec in specs.items()}
+    except Exception as exc:
+        return {"ok": False, "error": f"thumbnail or model input failed: {type(exc).__name__}: {exc}"}
     return {"ok": True, "thumb": thumb, "inputs": inputs}
 
 
