@@ -160,3 +160,18 @@ def test_scan_with_nothing_flagged(tmp_path):
     res = build_review(out, progress=False)
     assert res.sections == {} and res.images == 0 and res.contact_sheets == []
     assert "nothing was flagged" in res.page.read_text()
+
+
+def test_no_overlays_from_a_different_detector_version(tmp_path):
+    """Overlays must come from the detector that flagged the image: a bundle that changed since the
+    scan (another version) is not used."""
+    import pandas as pd
+
+    bundle = save_tiny_bundle(tmp_path / "bundles" / "rotation", "rotation", size=32)
+    _, out = build_scan_output(tmp_path, bundles={"rotation": bundle})
+    det = pd.read_csv(out / "detectors.csv", dtype=str, keep_default_na=False)
+    det.loc[det["name"] == "rotation", "version"] = "rotation-0123456789ab"
+    det.to_csv(out / "detectors.csv", index=False)
+    res = build_review(out, progress=False, contact_sheets=False)
+    assert res.overlays == 0
+    assert any("the scan used rotation-0123456789ab" in w for w in res.warnings)
