@@ -299,7 +299,7 @@ def build_review(scan_out: str | os.PathLike, workers: int = 1, saliency: bool =
     for rel, entry in images.items():
         aid = asset_id(rel)
         entry["id"] = aid
-        src = scan.archive / rel
+        src = scan.archive / rel if scan.summary.get("archive") else None  # else only review copies
         copy = None
         for reason in entry["reasons"]:
             copy = copy or find_review_copy(review, reason_folder(reason), rel)
@@ -307,7 +307,7 @@ def build_review(scan_out: str | os.PathLike, workers: int = 1, saliency: bool =
         # the page links the review copy; where none is viewable (TIFF, gone) it gets a PNG of its own
         full = review / "_full" / f"{aid}.png" if copy is None else None
         entry["full"] = copy.relative_to(review).as_posix() if copy is not None else f"_full/{aid}.png"
-        tasks.append((str(src), str(copy) if copy else None, str(review / "_thumbs" / f"{aid}.jpg"),
+        tasks.append((str(src) if src else None, str(copy) if copy else None, str(review / "_thumbs" / f"{aid}.jpg"),
                       str(full) if full else None, needed))
 
     # read every image once (in parallel), then overlays batch by batch per detector
@@ -348,7 +348,6 @@ def build_review(scan_out: str | os.PathLike, workers: int = 1, saliency: bool =
             warn(f"{rel}: no thumbnail ({res['error']})")
             continue
         entry["thumb"] = f"_thumbs/{entry['id']}.jpg"
-        entry["thumb_shape"] = res["thumb"].shape
         for reason, x in res["inputs"].items():
             pending[reason].append((rel, x, res["thumb"]))
             if len(pending[reason]) >= 32:
