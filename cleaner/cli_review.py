@@ -1,0 +1,126 @@
+"""``cxclean review build``, ``cxclean review apply`` and ``cxclean report``: the steps after a scan."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .cli import main
+
+
+def _fail(exc: Exception):
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(2)
+
+
+@main.group(
+    epilog="""\b
+Examples:
+  cxclean review build scan_out/                 write scan_out/review/index.html
+  cxclean review apply scan_out/ --decisions ~/Downloads/decisions.csv
+  cxclean review apply scan_out/ --confirm-rest   ticked/moved = kept, rest of a reviewed reason = confirmed""",
+)
+def review():
+    """Check what a scan flagged: a review page with saliency overlays, and decisions read back."""
+
+
+@review.command(
+    "build",
+    epilog="""\b
+Examples:
+  cxclean review build scan_out/
+  cxclean review build scan_out/ --workers 4
+  cxclean review build scan_out/ --no-saliency    faster, no detector needed
+Open scan_out/review/index.html in any browser (works offline, no server).""",
+)
+@click.argument("scan_out", type=click.Path(exists=True, file_okay=False))
+@click.option("--workers", type=int, default=1, show_default=True, help="Processes reading images.")
+@click.option("--saliency/--no-saliency", default=True, show_default=True,
+              help="Compute saliency overlays with the detector bundles listed in detectors.csv.")
+@click.option("--saliency-method", type=click.Choice(["auto", "gradcam", "occlusion"]), default="auto",
+              show_default=True, help="auto: Grad-CAM on the last conv layer, occlusion where there is none.")
+@click.option("--contact-sheets/--no-contact-sheets", default=True, show_default=True,
+              help="Also write review/<reason>/contact_sheet_N.png (30 images per sheet).")
+def review_build(scan_out, workers, saliency, saliency_method, contact_sheets):
+    """Build the review page SCAN_OUT/review/index.html from a scan output folder: one section per
+    exclusion reason, thumbnails sorted by score with path, score, threshold, age and view, a
+    saliency overlay toggle, 'keep (false positive)' ticks and an 'export decisions' button.
+
+    Images are not re-scored: scores come from scores.csv."""
+    from .review import ScanOutputError, build_review
+
+    try:
+        res = build_review(scan_out, workers=workers, saliency=saliency, contact_sheets=contact_sheets,
+                           saliency_method=saliency_method)
+    except ScanOutputError as exc:
+        _fail(exc)
+    parts = ", ".join(f"{r}: {n}" for r, n in res.sections.items()) or "nothing flagged"
+    click.echo(f"{res.page}: {res.images} flagged image(s) ({parts}), {res.overlays} overlay(s), "
+               f"{len(res.contact_sheets)} contact sheet(s), {len(res.warnings)} warning(s), {res.seconds:.1f} s")
+
+
+@review.command(
+    "apply",
+    epilog="""\b
+Examples:
+  cxclean review apply scan_out/                              read review/<reason>/_keep/ folders
+  cxclean review apply scan_out/ --decisions decisions.csv    the file the page exported
+  cxclean review apply scan_out/ --confirm-reason rotation    everything still flagged for rotation is confirmed
+Then: cxclean train-detector custom --labels scan_out/labels.csv ...""",
+)
+@click.argument("scan_out", type=click.Path(exists=True, file_okay=False))
+@click.option("--decisions", "decisions", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Decisions exported by the review page (CSV path,reason,decision or JSON); repeatable.")
+@click.option("--confirm-rest", is_flag=True,
+              help="Confirm every unreviewed image of a reason for which at least one decision was made.")
+@click.option("--confirm-reason", multiple=True, metavar="REASON",
+              help="Confirm every image of REASON not marked keep (repeatable).")
+def review_apply(scan_out, decisions, confirm_rest, confirm_reason):
+    """Read the reviewer's decisions back and write SCAN_OUT/exclusions_final.csv (decision column:
+    confirmed, overturned, unreviewed) and SCAN_OUT/labels.csv (path,label: 1 confirmed artefact,
+    0 false positive) for training the next detector.
+
+    \b
+    Decisions come from:
+      - files moved into review/<reason>/_keep/ (same relative path, or just the file name): overturned;
+      - --decisions files: 'keep' = overturned, 'exclude' = confirmed;
+      - --confirm-rest / --confirm-reason: confirmed.
+    A file deleted from review/<reason>/ carries no decision: it stays unreviewed."""
+    from .review import ScanOutputError
+    from .review_apply import apply_review
+
+    try:
+        res = apply_review(scan_out, decisions_files=list(decisions), confirm_rest=confirm_rest,
+                           confirm_reasons=list(confirm_reason))
+    except (ScanOutputError, ValueError) as exc:
+        _fail(exc)
+    for w in res.warnings:
+        click.echo(f"warning: {w}", err=True)
+    c = res.counts
+    click.echo(f"{res.exclusions_final}: {c.get('confirmed', 0)} confirmed, {c.get('overturned', 0)} overturned, "
+               f"{c.get('unreviewed', 0)} unreviewed; {res.labels} has {res.n_labels} label(s)")
+
+
+@main.command(
+    epilog="""\b
+Examples:
+  cxclean report scan_out/              writes scan_out/report.html, report/*.png, studies.csv
+  cxclean report scan_out/ --no-charts  tables only""",
+)
+@click.argument("scan_out", type=click.Path(exists=True, file_okay=False))
+@click.option("--charts/--no-charts", default=True, show_default=True, help="Draw the PNG charts.")
+def report(scan_out, charts):
+    """Bias report and study table for a scan output: exclusion rates per reason by age band, sex,
+    view and site (top-level folder), with counts (report.html, report/*.csv, report/*.png), and
+    studies.csv (per StudyInstanceUID, else PatientID: images, flagged images and reasons)."""
+    from .report import write_report
+    from .review import ScanOutputError
+    from .studies import write_studies
+
+    try:
+        studies = write_studies(scan_out)
+        res = write_report(scan_out, charts=charts)
+    except ScanOutputError as exc:
+        _fail(exc)
+    click.echo(f"{res.page}: {res.n_images} image(s) over {len(res.tables)} breakdowns, {len(res.charts)} chart(s); "
+               f"{studies.path}: {studies.n_studies} stud(y/ies), {studies.n_without_key} image(s) without study or patient id")

@@ -1,0 +1,220 @@
+"""``cxclean review apply``: the reviewer's decisions read back into the dataset and into labels.
+
+Decisions are made per (image, reason) and come from three places:
+
+* **moved files**: a file in ``review/<reason-folder>/_keep/`` (at its relative path below ``_keep``,
+  or just its file name; a ``_keep/`` inside a subfolder stands for that subfolder; a DICOM's
+  ``.png`` preview counts for the DICOM) marks that image as a
+  false positive for that reason: *overturned*;
+* **decisions files** exported by the review page (CSV ``path,reason,decision``; JSON: a list of
+  such objects, or ``{"decisions": [...]}``): decision ``keep`` (also ``overturned``,
+  ``false_positive``) = *overturned*, ``exclude`` (also ``confirmed``) = *confirmed*; an empty
+  reason or ``*`` applies to every reason the image was flagged for;
+* ``confirm_rest`` (every not-overturned image of a reason with at least one decision) and
+  ``confirm_reasons`` (named reasons): *confirmed*.
+
+Confirmation needs such a positive signal: an image nobody decided on stays *unreviewed* (it is
+still excluded by the scan, but it is no training label). A file deleted from ``review/`` carries
+no decision either: deleting is ambiguous (tidying up, or "bad image"), so it is unreviewed.
+When one source says keep and another exclude, keep wins (nothing is excluded against a
+reviewer's keep) and a warning says so.
+
+An image flagged for several reasons gets the row decision: ``confirmed`` if any reason is
+confirmed; ``overturned`` if every reason is overturned; else ``unreviewed``.
+
+Outputs in SCAN_OUT: ``exclusions_final.csv`` (exclusions.csv + ``decision`` + ``reason_decisions``
+e.g. ``rotation=overturned;age<10=unreviewed``), ``labels.csv`` (``path,label``: absolute paths,
+1 = confirmed artefact, 0 = overturned) and ``labels/<reason-folder>.csv`` (the same per reason,
+to retrain that reason's detector), and ``review_apply.json`` (counts and warnings).
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .review import KEEP_FOLDER, ScanOutput, load_scan_output, reason_folder, split_reasons
+
+KEEP_WORDS = {"keep", "kept", "overturned", "overturn", "false_positive", "false positive", "fp", "0"}
+EXCLUDE_WORDS = {"exclude", "excluded", "confirmed", "confirm", "true_positive", "artefact", "artifact", "1"}
+SKIP_WORDS = {"", "unreviewed", "undecided", "skip"}
+
+
+@dataclass
+class ApplyResult:
+    exclusions_final: Path
+    labels: Path
+    n_labels: int
+    counts: Counter  # row decision -> images
+    pair_decisions: dict  # (path, reason) -> decision
+    warnings: list = field(default_factory=list)
+
+
+def read_decisions_file(path: str | os.PathLike) -> list[dict]:
+    """Rows ``{path, reason, decision}`` from a CSV or JSON decisions file; ValueError names the problem."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8-sig")
+    if path.suffix.lower() == ".json" or text.lstrip().startswith(("[", "{")):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not valid JSON ({exc})") from None
+        rows = data.get("decisions") if isinstance(data, dict) else data
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise ValueError(f"{path}: expected a list of {{path, reason, decision}} objects")
+    else:
+        from io import StringIO
+
+        try:
+            df = pd.read_csv(StringIO(text), dtype=str, keep_default_na=False)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise ValueError(f"{path}: cannot be read as CSV ({exc})") from None
+        rows = df.to_dict("records")
+        if rows and not {"path", "decision"} <= set(df.columns):
+            raise ValueError(f"{path}: needs the columns path,reason,decision (has {', '.join(df.columns)})")
+    return [{"path": str(r.get("path", "")).strip().replace("\\", "/"), "reason": str(r.get("reason", "") or "").strip(),
+             "decision": str(r.get("decision", "")).strip().lower()} for r in rows]
+
+
+def _keep_moves(scan: ScanOutput, flagged: dict, warn) -> dict:
+    """(path, reason) -> 'overturned' for every file found in a ``review/<reason>/_keep/`` folder."""
+    found = {}
+    by_folder = {reason_folder(r): r for r in flagged}
+    review = scan.review_dir
+    if not review.is_dir():
+        return found
+    for sub in sorted(review.iterdir()):
+        if not sub.is_dir() or sub.name.startswith("_"):
+            continue
+        reason = by_folder.get(sub.name)
+        keeps = sorted(k for k in sub.rglob(KEEP_FOLDER) if k.is_dir())
+        if reason is None:
+            for keep in keeps:
+                warn(f"{keep}: not the folder of any exclusion reason of this scan; ignored")
+            continue
+        paths = flagged[reason]
+        by_name = defaultdict(list)
+        for p in paths:
+            by_name[Path(p).name].append(p)
+        for keep in keeps:
+            # a _keep/ made inside a subfolder (review/rotation/siteA/_keep/) stands for that subfolder
+            prefix = keep.parent.relative_to(sub).as_posix()
+            prefix = "" if prefix == "." else prefix + "/"
+            for f in sorted(keep.rglob("*")):
+                if not f.is_file() or f.name.startswith(".") or KEEP_FOLDER in f.relative_to(keep).parts:
+                    continue
+                hit = _match_kept(f, f.relative_to(keep).as_posix(), prefix, paths, by_name, reason, warn)
+                if hit is None:
+                    warn(f"{f}: not an image flagged for {reason}; ignored")
+                elif hit:
+                    found[(hit, reason)] = "overturned"
+    return found
+
+
+def _match_kept(f: Path, rel: str, prefix: str, paths: set, by_name: dict, reason: str, warn) -> str | None:
+    """The flagged path a kept file stands for: by relative path (a DICOM's ``.png`` preview counts
+    for the DICOM), else by a file name that is unique among the reason's images; '' when ambiguous."""
+    for cand in (prefix + rel, rel):
+        for c in (cand, cand[:-4] if cand.endswith(".png") else None):
+            if c and c in paths:
+                return c
+    for name in (f.name, f.name[:-4] if f.name.endswith(".png") else None):
+        hits = by_name.get(name, []) if name else []
+        if len(hits) == 1:
+            return hits[0]
+        if len(hits) > 1:
+            warn(f"{f}: the file name {name} matches {len(hits)} flagged images of {reason} ({', '.join(hits)}); "
+                 f"keep the relative path below _keep/ to say which. Ignored")
+            return ""
+    return None
+
+
+def apply_review(scan_out: str | os.PathLike, decisions_files: list = (), confirm_rest: bool = False,
+                 confirm_reasons: list = ()) -> ApplyResult:
+    """Read every decision back and write exclusions_final.csv, labels.csv and labels/<reason>.csv."""
+    scan = load_scan_output(scan_out)
+    notes: list[str] = []
+    warn = notes.append
+    flagged: dict[str, set] = {r: set(scan.flagged(r)["path"]) for r in scan.reasons()}
+    unknown_reasons = [r for r in confirm_reasons if r not in flagged]
+    if unknown_reasons:
+        raise ValueError(f"--confirm-reason {', '.join(unknown_reasons)}: no such reason in this scan "
+                         f"(reasons: {', '.join(flagged) or 'none'})")
+
+    votes: dict[tuple, set] = defaultdict(set)
+    for pair, decision in _keep_moves(scan, flagged, warn).items():
+        votes[pair].add(decision)
+    for dfile in decisions_files:
+        for row in read_decisions_file(dfile):
+            word = row["decision"]
+            if word in SKIP_WORDS:
+                continue
+            if word in KEEP_WORDS:
+                decision = "overturned"
+            elif word in EXCLUDE_WORDS:
+                decision = "confirmed"
+            else:
+                warn(f"{dfile}: {row['path']}: unknown decision {row['decision']!r} (use keep or exclude); ignored")
+                continue
+            reasons = [r for r in flagged if row["path"] in flagged[r]] if row["reason"] in ("", "*") else [row["reason"]]
+            matched = False
+            for reason in reasons:
+                if reason in flagged and row["path"] in flagged[reason]:
+                    votes[(row["path"], reason)].add(decision)
+                    matched = True
+            if not matched:
+                warn(f"{dfile}: {row['path']} was not flagged for {row['reason'] or 'any reason'} in this scan; ignored")
+
+    pair_decision: dict[tuple, str] = {}
+    for pair, vs in votes.items():
+        if len(vs) > 1:
+            warn(f"{pair[0]} ({pair[1]}): both keep and exclude were given; keep wins")
+        pair_decision[pair] = "overturned" if "overturned" in vs else "confirmed"
+    reviewed_reasons = {r for (_p, r) in pair_decision}
+    to_confirm = set(confirm_reasons) | (reviewed_reasons if confirm_rest else set())
+    for reason in to_confirm:
+        for p in flagged[reason]:
+            pair_decision.setdefault((p, reason), "confirmed")
+
+    final = scan.exclusions.copy()
+    row_decisions, details = [], []
+    for p, rs in zip(final["path"], final["reasons"]):
+        ds = [pair_decision.get((p, r), "unreviewed") for r in split_reasons(rs)]
+        if "confirmed" in ds:
+            row_decisions.append("confirmed")
+        elif ds and all(d == "overturned" for d in ds):
+            row_decisions.append("overturned")
+        else:
+            row_decisions.append("unreviewed")
+        details.append(";".join(f"{r}={d}" for r, d in zip(split_reasons(rs), ds)))
+    final["decision"] = row_decisions
+    final["reason_decisions"] = details
+    out = scan.root
+    final.to_csv(out / "exclusions_final.csv", index=False)
+
+    archive = scan.archive
+
+    def absolute(rel: str) -> str:
+        return os.path.abspath(archive / rel) if str(archive) else rel
+
+    labels = [{"path": absolute(p), "label": 1 if d == "confirmed" else 0}
+              for p, d in zip(final["path"], final["decision"]) if d != "unreviewed"]
+    pd.DataFrame(labels, columns=["path", "label"]).to_csv(out / "labels.csv", index=False)
+    (out / "labels").mkdir(exist_ok=True)
+    for reason in flagged:
+        rows = [{"path": absolute(p), "label": 1 if pair_decision[(p, reason)] == "confirmed" else 0}
+                for p in sorted(flagged[reason]) if (p, reason) in pair_decision]
+        pd.DataFrame(rows, columns=["path", "label"]).to_csv(out / "labels" / f"{reason_folder(reason)}.csv", index=False)
+    counts = Counter(row_decisions)
+    (out / "review_apply.json").write_text(json.dumps({
+        "decisions_files": [str(Path(f).resolve()) for f in decisions_files],
+        "confirm_rest": confirm_rest, "confirm_reasons": list(confirm_reasons),
+        "images": dict(counts),
+        "per_reason": {r: dict(Counter(pair_decision.get((p, r), "unreviewed") for p in flagged[r])) for r in flagged},
+        "warnings": notes,
+    }, indent=2) + "\n")
+    return ApplyResult(out / "exclusions_final.csv", out / "labels.csv", len(labels), counts, pair_decision, notes)

@@ -1,0 +1,42 @@
+"""The review page over real radiographs in ../shared/data (real DICOM transfer syntaxes,
+MONOCHROME1, 1024 px PNGs), left where they are. Skipped when the data is absent."""
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from cleaner.review import build_review
+from scan_output_builder import scan_output_for_existing
+
+SHARED = Path(os.environ.get("CXCLEAN_SHARED_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
+pytestmark = [pytest.mark.shared_data,
+              pytest.mark.skipif(not (SHARED / "dicom").is_dir(), reason=f"{SHARED} (shared data) is absent")]
+
+
+def test_page_over_real_dicom_and_png(tmp_path):
+    # MONOCHROME1 uncompressed, 12-bit JPEG extended (GDCM only), JPEG 2000, colour ultrasound
+    picks = ["REF/RG3_UNC.dcm", "JPLY/RG2_JPLY", "J2KR/RG3_J2KR", "J2KR/US1_J2KR"]
+    dicoms = [SHARED / "dicom" / p for p in picks if (SHARED / "dicom" / p).is_file()]
+    pngs = sorted((SHARED / "nih" / "fullres").glob("*.png"))[:3]
+    flagged = {p.relative_to(SHARED).as_posix(): (["rotation"], 0.9 - i / 100) for i, p in enumerate(dicoms + pngs)}
+    before = {p: p.stat().st_mtime_ns for p in dicoms + pngs}
+    out = scan_output_for_existing(tmp_path, SHARED, flagged)
+    res = build_review(out, progress=False, saliency=False)
+    text = res.page.read_text()
+    data = json.loads(re.search(r'id="review-data">(.*?)</script>', text, re.S).group(1).replace("<\\/", "</"))
+    items = data["sections"][0]["items"]
+    assert {it["path"] for it in items} == set(flagged)
+    readable = [it for it in items if it["thumb"]]
+    # every file the reader can decode gets a thumbnail and a browser-viewable full-size PNG
+    assert len(readable) == len(items) == len(dicoms) + len(pngs) >= 5, [it["error"] for it in items if not it["thumb"]]
+    for it in readable:
+        assert it["full"].startswith("_full/")
+        with Image.open(out / "review" / it["full"]) as im:
+            assert im.format == "PNG" and min(im.size) > 16
+    for it in items:
+        if not it["thumb"]:
+            assert it["error"]  # named, not silently dropped
+    assert {p: p.stat().st_mtime_ns for p in before} == before  # the archive is never modified

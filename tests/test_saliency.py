@@ -1,0 +1,172 @@
+"""Saliency maps: Grad-CAM finds the conv layer (also inside a nested backbone), follows what a
+trained rotation detector looks at, and falls back to occlusion when there is no conv layer."""
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from cleaner.preprocess import InputSpec  # noqa: E402
+from detectors.bundle import load, save_bundle  # noqa: E402
+from detectors.layers import GreyToBackboneInput  # noqa: E402
+from detectors.saliency import _run_layer, find_last_conv, overlay, saliency  # noqa: E402
+
+SIZE = 64
+
+
+def object_image(rng: np.random.Generator, rotate: int) -> np.ndarray:
+    """An asymmetric bright object (a big blob, a small blob up-right of it, a bar below) jittered
+    around the centre of a noisy background; ``rotate`` quarter turns plant the artefact."""
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
+    cy, cx = SIZE / 2 + rng.integers(-3, 4), SIZE / 2 + rng.integers(-3, 4)
+    img = 0.03 * rng.standard_normal((SIZE, SIZE)).astype(np.float32)  # dark, like collimation
+    img += 0.6 * np.exp(-(((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * 4.0**2)))
+    img += 0.6 * np.exp(-(((yy - cy + 7) ** 2 + (xx - cx - 6) ** 2) / (2 * 2.0**2)))
+    img += 0.5 * ((np.abs(yy - cy - 7) < 2) & (np.abs(xx - cx) < 6))
+    return np.rot90(np.clip(img, 0, 1), k=rotate)[..., None].astype(np.float32)
+
+
+def train_rotation_model(seed: int = 0):
+    keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    for i in range(480):
+        rot = int(rng.integers(1, 4)) if i % 2 else 0
+        xs.append(object_image(rng, rot))
+        ys.append(1.0 if rot else 0.0)
+    x, y = np.stack(xs), np.array(ys, dtype=np.float32)
+    inp = keras.Input((SIZE, SIZE, 1))
+    h = keras.layers.Conv2D(16, 3, padding="same", activation="relu")(inp)
+    h = keras.layers.MaxPooling2D()(h)
+    h = keras.layers.Conv2D(32, 3, padding="same", activation="relu")(h)
+    h = keras.layers.MaxPooling2D()(h)
+    h = keras.layers.Conv2D(32, 3, padding="same", activation="relu", name="last_conv")(h)
+    h = keras.layers.GlobalAveragePooling2D()(h)
+    model = keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(h))
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="binary_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, epochs=20, batch_size=32, verbose=0, shuffle=True)
+    return model
+
+
+@pytest.fixture(scope="module")
+def rotation_bundle(tmp_path_factory):
+    model = train_rotation_model()
+    info = {"name": "rotation", "kind": "rotation", "input": InputSpec(size=SIZE).to_dict(), "threshold": 0.5}
+    return load(save_bundle(model, info, tmp_path_factory.mktemp("bundle") / "rotation"))
+
+
+@pytest.mark.slow
+def test_gradcam_lights_up_the_object_not_the_border(rotation_bundle):
+    rng = np.random.default_rng(123)
+    planted = np.stack([object_image(rng, rot) for rot in (1, 2, 3, 1, 2, 3)])
+    normal = np.stack([object_image(rng, 0) for _ in range(6)])
+    scores = rotation_bundle.predict(np.concatenate([planted, normal]))
+    assert scores[:6].mean() > 0.8 and scores[6:].mean() < 0.2, f"the tiny detector did not learn: {scores}"
+    res = saliency(rotation_bundle.model, planted)
+    assert res.method == "gradcam" and res.layer == "last_conv"
+    assert res.maps.shape == (6, SIZE, SIZE) and res.maps.min() >= 0 and res.maps.max() <= 1
+    lo, hi = SIZE // 4, 3 * SIZE // 4  # the central half of each side: a quarter of the area
+    for m in res.maps:
+        centre = m[lo:hi, lo:hi].sum()
+        border = m.sum() - centre
+        assert centre > border, f"Grad-CAM mass centre {centre:.1f} <= border {border:.1f}"
+
+
+def _nested_resnet():
+    inp = keras.Input((SIZE, SIZE, 1))
+    x = GreyToBackboneInput(3, 255.0, (103.9, 116.8, 123.7))(inp)
+    backbone = keras.applications.ResNet50(weights=None, include_top=False, input_shape=(SIZE, SIZE, 3))
+    x = keras.layers.GlobalAveragePooling2D()(backbone(x))
+    return keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(x))
+
+
+def test_gradcam_finds_the_last_conv_inside_a_nested_backbone():
+    keras.utils.set_random_seed(1)
+    model = _nested_resnet()
+    path = find_last_conv(model)
+    assert [layer.name for layer in path[1:]] == ["resnet50", "conv5_block3_3_conv"]
+    batch = np.random.default_rng(0).random((2, SIZE, SIZE, 1), dtype=np.float32)
+    # running the graph node by node gives the model's own output
+    stash = {"watch": lambda t: None}
+    np.testing.assert_allclose(np.asarray(_run_layer(model, batch, path, stash)), np.asarray(model(batch, training=False)), atol=1e-5)
+    assert np.asarray(stash["activations"]).shape[1:3] == (2, 2)
+    res = saliency(model, batch)
+    assert res.method == "gradcam" and res.layer == "resnet50/conv5_block3_3_conv"
+    assert res.maps.shape == (2, SIZE, SIZE) and np.isfinite(res.maps).all()
+
+
+def test_sequential_model_and_occlusion_fallback():
+    keras.utils.set_random_seed(2)
+    seq = keras.Sequential([keras.Input((32, 32, 1)), keras.layers.Conv2D(4, 3, activation="relu", name="c1"),
+                            keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(1, activation="sigmoid")])
+    batch = np.random.default_rng(0).random((3, 32, 32, 1), dtype=np.float32)
+    assert saliency(seq, batch).layer == "c1"
+    # a model with no conv layer: occlusion sensitivity, which follows the one pixel region that matters
+    inp = keras.Input((32, 32, 1))
+    flat = keras.layers.Flatten()(inp)
+    dense = keras.layers.Dense(1, activation="sigmoid", use_bias=False)
+    model = keras.Model(inp, dense(flat))
+    w = np.zeros((32 * 32, 1), dtype=np.float32)
+    region = np.zeros((32, 32), dtype=bool)
+    region[4:10, 20:28] = True
+    w[region.reshape(-1)] = 0.05  # keeps the sigmoid off saturation
+    dense.set_weights([w])
+    res = saliency(model, np.ones((1, 32, 32, 1), dtype=np.float32))
+    assert res.method == "occlusion" and res.layer is None
+    m = res.maps[0]
+    assert m[region].mean() > 3 * m[~region].mean()
+    with pytest.raises(ValueError, match="no 2-D convolution"):
+        saliency(model, batch, method="gradcam")
+
+
+def test_overlay_is_rgb_and_keeps_the_image_where_cold():
+    grey = np.linspace(0, 1, 40 * 30, dtype=np.float32).reshape(40, 30)
+    heat = np.zeros((10, 10), dtype=np.float32)
+    heat[4:6, 4:6] = 1
+    rgb = overlay(grey, heat)
+    assert rgb.shape == (40, 30, 3) and rgb.dtype == np.uint8
+    assert np.abs(rgb[0, 0].astype(int) - round(grey[0, 0] * 255)).max() <= 1  # cold corner untouched
+    assert np.abs(rgb[20, 15].astype(int) - round(grey[20, 15] * 255)).max() > 20  # hot centre coloured
+
+
+def test_empty_gradcam_falls_back_to_occlusion_per_image():
+    """A conv branch that is dead (ReLU of a large negative bias) gives an all-zero Grad-CAM; the
+    score still depends on the image through another branch, which occlusion finds."""
+    keras.utils.set_random_seed(3)
+    inp = keras.Input((32, 32, 1))
+    conv = keras.layers.Conv2D(2, 3, padding="same", activation="relu", bias_initializer=keras.initializers.Constant(-100.0))
+    dead = keras.layers.GlobalAveragePooling2D()(conv(inp))
+    live = keras.layers.Dense(1, use_bias=False, name="live")(keras.layers.Flatten()(inp))
+    merged = keras.layers.Concatenate()([dead, live])
+    head = keras.layers.Dense(1, activation="sigmoid", use_bias=False, name="head")
+    model = keras.Model(inp, head(merged))
+    w = np.zeros((32 * 32, 1), dtype=np.float32)
+    w.reshape(32, 32)[8:16, 8:16] = 0.05
+    model.get_layer("live").set_weights([w])
+    head.set_weights([np.array([[0.0], [0.0], [1.0]], dtype=np.float32)])
+    batch = np.ones((2, 32, 32, 1), dtype=np.float32)
+    res = saliency(model, batch)
+    assert res.method == "gradcam" and res.occlusion_fallback == [0, 1]
+    assert all(m[8:16, 8:16].mean() > 3 * m.mean() for m in res.maps)
+    strict = saliency(model, batch, method="gradcam")
+    assert strict.occlusion_fallback == [] and not strict.maps.any()
+
+
+def test_saturated_sigmoid_still_has_a_gradcam_map():
+    """A detector that is sure (score rounds to 1.0 in float32) still gets a map: Grad-CAM is taken
+    on the logit, and the model's own output is left unchanged afterwards."""
+    keras.utils.set_random_seed(4)
+    inp = keras.Input((16, 16, 1))
+    h = keras.layers.Conv2D(2, 3, padding="same", activation="relu", kernel_initializer="ones", name="c")(inp)
+    h = keras.layers.GlobalAveragePooling2D()(h)
+    model = keras.Model(inp, keras.layers.Dense(1, activation="sigmoid", kernel_initializer=keras.initializers.Constant(50.0))(h))
+    batch = np.zeros((1, 16, 16, 1), dtype=np.float32)
+    batch[0, 4:8, 4:8] = 1.0
+    assert float(np.asarray(model(batch))[0, 0]) == 1.0
+    res = saliency(model, batch)
+    assert res.occlusion_fallback == [] and res.maps[0].max() == 1.0
+    assert res.maps[0][4:8, 4:8].mean() > 3 * res.maps[0][10:, 10:].mean()
+    assert float(np.asarray(model(batch))[0, 0]) == 1.0  # the sigmoid is back
