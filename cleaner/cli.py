@@ -60,6 +60,8 @@ def inspect(paths, csv_path, workers, strict, quiet):
         sys.exit(1)
 
 
+# Each command group lives in its own module and registers itself on ``main``.
+from . import cli_review  # noqa: E402,F401
+
 if __name__ == "__main__":  # pragma: no cover
     main()
-from . import cli_review  # noqa: E402,F401
