@@ -60,5 +60,7 @@ def inspect(paths, csv_path, workers, strict, quiet):
         sys.exit(1)
 
 
+from . import cli_scan  # noqa: E402,F401
+
 if __name__ == "__main__":  # pragma: no cover
     main()
