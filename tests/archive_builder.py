@@ -127,9 +127,10 @@ def build_archive(base: Path, min_age: float = 10) -> BuiltArchive:
     def add(rel, status="ok", reasons=(), age=None, age_source="", photometric=""):
         exp[rel] = Expected(status, list(reasons), age, age_source, photometric)
 
-    # .DS_Store, notes.txt: skipped by the walker, counted, never rows.
+    # .DS_Store, notes.txt, .thumb.png: skipped by the walker, counted, never rows.
     (root / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
     (root / "notes.txt").write_text("export notes\n")
+    write_png(root / "site1" / ".thumb.png", film(98))
     # corrupt and non-image files that look like images: error rows
     bad = root / "bad"
     bad.mkdir()
@@ -180,7 +181,7 @@ def build_archive(base: Path, min_age: float = 10) -> BuiltArchive:
         "z_rot270.jpeg,70,F\nadult.dcm,99,F\nunrelated.png,50,M\n"
     )
     expected = dict(sorted(exp.items()))  # the walker sorts names at each level; these names sort the same
-    skipped = {"hidden file": 1, "non-image (.txt)": 1, "folder already walked (symlink loop or second link)": 1}
+    skipped = {"system file": 1, "hidden file": 1, "non-image (.txt)": 1, "folder already walked (symlink loop or second link)": 1}
     return BuiltArchive(root, metadata_csv, expected, skipped)
 
 
