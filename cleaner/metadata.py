@@ -7,7 +7,6 @@ by name, so no image gets another patient's age.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -61,6 +60,8 @@ class AgeTable:
     def from_csv(cls, path, id_column: str | None = None, age_column: str | None = None) -> "AgeTable":
         import pandas as pd
 
+        from detectors.bundle import file_sha256
+
         path = Path(path)
         if not path.is_file():
             raise MetadataError(f"{path}: metadata CSV not found")
@@ -70,7 +71,7 @@ class AgeTable:
             raise MetadataError(f"{path}: cannot read as CSV: {exc}") from None
         id_col = _pick(frame.columns, id_column, ID_COLUMN_CANDIDATES, "id", path)
         age_col = _pick(frame.columns, age_column, AGE_COLUMN_CANDIDATES, "age", path)
-        table = cls(source=path.resolve(), id_column=id_col, age_column=age_col, sha256=_sha256(path))
+        table = cls(source=path.resolve(), id_column=id_col, age_column=age_col, sha256=file_sha256(path))
         names_seen: dict[str, float | None] = {}
         for key, raw in zip(frame[id_col], frame[age_col]):
             key = _norm_key(key)
@@ -100,11 +101,3 @@ class AgeTable:
             "path": str(self.source), "sha256": self.sha256, "id_column": self.id_column,
             "age_column": self.age_column,
         }
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
