@@ -106,3 +106,22 @@ def test_bounded_ordered_map_closes_cleanly_when_the_consumer_stops_early():
     assert [next(gen) for _ in range(3)] == [0, 1, 2]
     gen.close()  # must not hang on the feeder blocked for a slot
     assert time.monotonic() - started < 60
+
+
+def test_detector_names_must_be_unique_and_bundles_must_exist(rule_bundles, tmp_path):
+    import shutil
+
+    from cleaner.scan import load_scan_detectors, resolve_bundle_paths
+
+    twin = tmp_path / "more" / "rotation_copy"
+    shutil.copytree(rule_bundles / "rotation", twin)
+    paths = resolve_bundle_paths([rule_bundles], [rule_bundles / "rotation", twin])
+    assert len(paths) == 3  # the bundle named twice is used once
+    with pytest.raises(ScanError, match="share a name"):
+        load_scan_detectors(paths)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ScanError, match="no detector bundles"):
+        resolve_bundle_paths([empty], [])
+    with pytest.raises(ScanError, match="not a detector bundle"):
+        resolve_bundle_paths([], [empty])
