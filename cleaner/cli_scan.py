@@ -1,0 +1,94 @@
+"""``cxclean scan``: the Click layer over ``cleaner.scan.scan_archive``."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .cli import main
+
+
+@main.command(
+    epilog="""\b
+Examples:
+  cxclean scan /data/pacs_export --detectors detectors/ --out scan_out/ --min-age 10
+  cxclean scan archive/ --detector bundles/rotation --detector bundles/inversion --out scan_out/
+  cxclean scan archive/ --out ages_out/ --min-age 18 --metadata Data_Entry_2017.csv \\
+      --id-column "Image Index" --age-column "Patient Age" --unknown-age exclude
+  cxclean scan archive/ --detectors detectors/ --out scan_out/ --resume      after a crash or Ctrl-C
+  cxclean scan archive/ --detectors detectors/ --out scan_out/ --threshold rotation=0.8 --overwrite
+  cxclean scan list.csv --detectors detectors/ --out scan_out/     paths from the CSV's 'path' column
+  cxclean scan archive/ --dry-run                                  list what would be scanned""",
+)
+@click.argument("archive", type=click.Path(exists=True, path_type=str))
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=str),
+              help="Output folder (scores.csv, exclusions.csv, errors.csv, detectors.csv, summary.json, review/).")
+@click.option("--detectors", "detector_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="Use every detector bundle at or below this folder (repeatable).")
+@click.option("--detector", "detector_paths", multiple=True, type=click.Path(exists=True),
+              help="Use this detector bundle (repeatable).")
+@click.option("--threshold", "thresholds", multiple=True, metavar="NAME=VALUE",
+              help="Override a detector's threshold, e.g. rotation=0.8 (repeatable).")
+@click.option("--min-age", type=float, default=None, help="Exclude patients younger than this many years.")
+@click.option("--unknown-age", type=click.Choice(["keep", "exclude"]), default="keep", show_default=True,
+              help="What --min-age does with images whose age is unknown (they are counted either way).")
+@click.option("--metadata", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="CSV with patient ages, joined on relative path or file name (used when DICOM has no age).")
+@click.option("--id-column", default=None, help="--metadata column naming the file (default: path, Image Index, ...).")
+@click.option("--age-column", default=None, help="--metadata column with the age (default: age_years, Patient Age, ...).")
+@click.option("--workers", type=int, default=None, help="Decoding processes [default: all cores].")
+@click.option("--batch-size", type=int, default=32, show_default=True, help="Images per inference batch.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted scan in --out (same settings).")
+@click.option("--overwrite", is_flag=True, help="Replace the results of an earlier scan in --out.")
+@click.option("--no-review", is_flag=True, help="Do not copy flagged images into review/.")
+@click.option("--dry-run", is_flag=True, help="List the files that would be scanned and the detectors; read nothing.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def scan(archive, out, detector_dirs, detector_paths, thresholds, min_age, unknown_age, metadata, id_column,
+         age_column, workers, batch_size, resume, overwrite, no_review, dry_run, quiet):
+    """Score every image in ARCHIVE (a folder, an image, or a CSV whose 'path' column lists files)
+    with every detector in one pass; write per-file scores, exclusions, errors and review copies.
+
+    Each file is decoded once in parallel workers; the archive is never modified. After a crash or
+    Ctrl-C, run the same command with --resume: it continues where it stopped."""
+    from .metadata import MetadataError
+    from .scan import ScanError, format_summary, parse_threshold_overrides, plan, resolve_bundle_paths
+
+    try:
+        if dry_run:
+            _dry_run(archive, detector_dirs, detector_paths, plan, resolve_bundle_paths)
+            return
+        if not out:
+            raise click.UsageError("--out is required (except with --dry-run)")
+        from .scan import scan_archive
+
+        summary = scan_archive(
+            archive, out, detector_paths, detector_dirs=detector_dirs,
+            thresholds=parse_threshold_overrides(thresholds), min_age=min_age, unknown_age=unknown_age,
+            metadata=metadata, id_column=id_column, age_column=age_column, workers=workers,
+            batch_size=batch_size, resume=resume, overwrite=overwrite, review=not no_review, progress=not quiet,
+        )
+    except (ScanError, MetadataError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        click.echo(f"\nInterrupted. Results so far are journalled in {out}; run the same command with --resume "
+                   "to continue.", err=True)
+        sys.exit(130)
+    click.echo(format_summary(summary))
+
+
+def _dry_run(archive, detector_dirs, detector_paths, plan, resolve_bundle_paths):
+    import json
+
+    paths, stats = plan(archive)
+    n = 0
+    for rel in paths:
+        click.echo(rel)
+        n += 1
+    click.echo(f"{n} file(s) would be scanned; not candidates: {stats.describe()}", err=True)
+    for folder, reason in stats.folder_errors:
+        click.echo(f"unreadable folder {folder}: {reason}", err=True)
+    if detector_dirs or detector_paths:
+        for bundle in resolve_bundle_paths(detector_dirs, detector_paths):
+            info = json.loads((bundle / "detector.json").read_text())
+            click.echo(f"detector {info.get('name')} ({info.get('kind')}, {info.get('version')}, "
+                       f"threshold {info.get('threshold')}) from {bundle}", err=True)
