@@ -8,7 +8,7 @@ from typing import Iterable, Iterator
 
 from .errors import ImageReadError
 from .images import read_image
-from .parallel import ordered_map
+from .parallel import bounded_ordered_map
 from .walker import WalkStats, walk_archive
 
 COLUMNS = [
@@ -49,7 +49,7 @@ def iter_candidates(paths: Iterable[str | os.PathLike], stats: WalkStats) -> Ite
 def inspect_paths(paths: Iterable[str | os.PathLike], workers: int = 1, on_row=None) -> InspectResult:
     stats = WalkStats()
     rows = []
-    for row in ordered_map(inspect_file, iter_candidates(paths, stats), workers=workers):
+    for row in bounded_ordered_map(inspect_file, iter_candidates(paths, stats), workers, chunksize=4, ahead=64):
         rows.append({c: row.get(c) for c in COLUMNS})
         if on_row:
             on_row(rows[-1])

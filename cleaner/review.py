@@ -17,7 +17,6 @@ import html
 import json
 import math
 import os
-import re
 import shutil
 import sys
 import time
@@ -44,17 +43,7 @@ class ScanOutputError(Exception):
     """A scan output folder that cannot be read: names the folder and what is missing or wrong."""
 
 
-try:  # the scan (issue 4) owns the mapping; this fallback follows the same rule until it is merged
-    from .scan_outputs import reason_folder  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - exercised until scan_outputs exists
-
-    def reason_folder(reason: str) -> str:
-        """A folder-safe name for an exclusion reason: ``rotation`` -> ``rotation``, ``age<10`` -> ``age_under_10``."""
-        name = reason.strip().replace("<=", "_at_most_").replace(">=", "_at_least_")
-        name = name.replace("<", "_under_").replace(">", "_over_")
-        name = re.sub(r"[^A-Za-z0-9._-]+", "_", name)
-        name = re.sub(r"_+", "_", name).strip("_.")
-        return name or "unnamed"
+from .scan_outputs import reason_folder  # noqa: E402  the scan owns the reason -> folder mapping
 
 
 # ----------------------------------------------------------------------------------------------

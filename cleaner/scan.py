@@ -13,12 +13,11 @@ import csv
 import datetime as _dt
 import json
 import os
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -27,7 +26,7 @@ from . import scan_outputs as so
 from .errors import ImageReadError
 from .images import read_image
 from .metadata import AgeTable
-from .parallel import default_workers, ordered_map
+from .parallel import bounded_ordered_map, default_workers
 from .preprocess import InputSpec, preprocess
 from .walker import WalkStats, walk_archive
 
@@ -228,34 +227,6 @@ def decode_for_scan(task: tuple) -> dict:
 
 _META_FIELDS = ("format", "photometric", "width", "height", "age_years", "sex", "view_position", "body_part",
                 "modality", "patient_id", "study_uid")
-
-
-def bounded_ordered_map(func: Callable, items: Iterable, workers: int, chunksize: int, ahead: int) -> Iterator:
-    """``ordered_map`` with back-pressure: at most ``ahead`` items are decoded but not yet consumed.
-
-    ``Pool.imap`` alone reads its whole input and keeps every finished result until it is asked
-    for, so with decoding faster than inference memory would grow with the archive.
-    """
-    ahead = max(int(ahead), chunksize + 1)
-    slots = threading.Semaphore(ahead)
-    stop = threading.Event()
-
-    def feed():
-        for item in items:
-            slots.acquire()
-            if stop.is_set():
-                return
-            yield item
-
-    inner = ordered_map(func, feed(), workers=workers, chunksize=chunksize)
-    try:
-        for result in inner:
-            slots.release()
-            yield result
-    finally:
-        stop.set()
-        slots.release(ahead + 1)  # unblock the feeder so the pool can shut down
-        inner.close()
 
 
 # --------------------------------------------------------------------------- journal

@@ -18,17 +18,12 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from cleaner.scan_outputs import reason_folder
+
 BASE_COLUMNS = [
     "path", "status", "error", "format", "photometric", "width", "height", "age_years", "age_source", "sex",
     "view_position", "body_part", "modality", "patient_id", "study_uid",
 ]
-
-
-def reason_folder(reason: str) -> str:
-    """The contract's folder name for a reason (mirrors cleaner.scan_outputs.reason_folder)."""
-    from cleaner.review import reason_folder as rf
-
-    return rf(reason)
 
 
 @dataclass

@@ -8,7 +8,8 @@ import pytest
 
 from cleaner import scan_outputs as so
 from cleaner.metadata import AgeTable, MetadataError
-from cleaner.scan import ScanError, bounded_ordered_map, parse_threshold_overrides
+from cleaner.parallel import bounded_ordered_map
+from cleaner.scan import ScanError, parse_threshold_overrides
 
 
 def test_score_columns_follow_the_contract():
