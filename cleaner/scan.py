@@ -42,9 +42,12 @@ class ScanError(Exception):
     """A scan that cannot start or continue; the message says why and what to do."""
 
 
+DEFAULT_BUNDLES = Path(__file__).resolve().parents[1] / "detectors" / "default_bundles"
+
+
 def default_detector_dirs() -> list[Path]:
-    """Where bundled default detectors live when the user names none (none yet; a later issue adds them)."""
-    return []
+    """The detectors shipped inside the package, used when the user names none."""
+    return [DEFAULT_BUNDLES] if any(DEFAULT_BUNDLES.glob("*/detector.json")) else []
 
 
 # --------------------------------------------------------------------------- inputs
