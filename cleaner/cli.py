@@ -62,3 +62,4 @@ def inspect(paths, csv_path, workers, strict, quiet):
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+from . import cli_train  # noqa: E402,F401
