@@ -9,6 +9,7 @@ ratio, file format or exposure offer no shortcut.
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 
 from cleaner.preprocess import InputSpec, preprocess
 
@@ -16,13 +17,21 @@ from .kinds import Kind
 
 
 def augment(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Small random shift and zoom (a crop, so no invented borders), gamma and noise."""
+    """Small random shift and zoom (a crop), a tilt of up to 7 degrees, gamma and noise.
+
+    The corners a tilt uncovers are filled with the image's median grey; the draws do not depend
+    on the label, and the artefact is applied afterwards, so both classes get the same.
+    """
     h, w = pixels.shape
     zoom = rng.uniform(1.0, 1.12)
     ch, cw = max(8, int(round(h / zoom))), max(8, int(round(w / zoom)))
     top = int(rng.integers(0, h - ch + 1)) if ch < h else 0
     left = int(rng.integers(0, w - cw + 1)) if cw < w else 0
     x = pixels[top : top + ch, left : left + cw]
+    tilt = rng.uniform(-7.0, 7.0)  # films are rarely square to the detector
+    if abs(tilt) > 0.5:
+        im = Image.fromarray(np.ascontiguousarray(x, dtype=np.float32))
+        x = np.asarray(im.rotate(tilt, Image.Resampling.BILINEAR, fillcolor=float(np.median(x))), dtype=np.float32)
     x = np.power(np.clip(x, 0.0, 1.0), rng.uniform(0.7, 1.4), dtype=np.float32)
     sigma = rng.uniform(0.0, 0.02)
     if sigma > 0:
