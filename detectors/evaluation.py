@@ -49,7 +49,7 @@ def evaluate(
     else:
         sources = gather_sources(get_kind("custom"), None, positives, negatives, labels)
         mode = "labelled"
-    max_side = int(detector.info.get("training", {}).get("working_max_side", max(4 * spec.size, 512)))
+    max_side = int(detector.info.get("training", {}).get("working_max_side", 2 * spec.size))
     decode_sources(sources, max_side=max_side, workers=workers, progress=progress)
     bad = [s for s in sources if s.error]
     for s in bad:

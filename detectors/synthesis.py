@@ -17,25 +17,35 @@ from .kinds import Kind
 
 
 def augment(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Small random shift and zoom (a crop), a tilt of up to 7 degrees, gamma and noise.
+    """Small random shift and zoom (a crop), a tilt of up to 7 degrees, a few erased patches,
+    gamma and noise.
 
-    The corners a tilt uncovers are filled with the image's median grey; the draws do not depend
-    on the label, and the artefact is applied afterwards, so both classes get the same.
+    The draws do not depend on the label and the artefact is applied afterwards, so both classes
+    get the same. Uncovered corners and erased patches take the image's median grey. Erasing
+    patches keeps a detector from leaning on one small cue (a side marker, a label) that another
+    hospital places differently.
     """
     h, w = pixels.shape
-    zoom = rng.uniform(1.0, 1.12)
+    zoom = rng.uniform(1.0, 1.25)
     ch, cw = max(8, int(round(h / zoom))), max(8, int(round(w / zoom)))
     top = int(rng.integers(0, h - ch + 1)) if ch < h else 0
     left = int(rng.integers(0, w - cw + 1)) if cw < w else 0
     x = pixels[top : top + ch, left : left + cw]
+    fill = float(np.median(x[::4, ::4]))
     tilt = rng.uniform(-7.0, 7.0)  # films are rarely square to the detector
     if abs(tilt) > 0.5:
         im = Image.fromarray(np.ascontiguousarray(x, dtype=np.float32))
-        x = np.asarray(im.rotate(tilt, Image.Resampling.BILINEAR, fillcolor=float(np.median(x))), dtype=np.float32)
+        x = np.array(im.rotate(tilt, Image.Resampling.BILINEAR, fillcolor=fill), dtype=np.float32)
+    else:
+        x = x.copy()
+    for _ in range(int(rng.integers(0, 4))):
+        eh, ew = int(ch * rng.uniform(0.05, 0.15)), int(cw * rng.uniform(0.05, 0.15))
+        ey, ex = int(rng.integers(0, ch - eh + 1)), int(rng.integers(0, cw - ew + 1))
+        x[ey : ey + eh, ex : ex + ew] = fill
     x = np.power(np.clip(x, 0.0, 1.0), rng.uniform(0.7, 1.4), dtype=np.float32)
     sigma = rng.uniform(0.0, 0.02)
     if sigma > 0:
-        x = x + rng.normal(0.0, sigma, size=x.shape).astype(np.float32)
+        x = x + np.float32(sigma) * rng.standard_normal(x.shape, dtype=np.float32)
     return np.clip(x, 0.0, 1.0).astype(np.float32)
 
 

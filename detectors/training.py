@@ -97,6 +97,10 @@ class _BestOnValidationAUC:
                     state["weights"] = [w.copy() for w in self.model.get_weights()]
                 else:
                     state["wait"] += 1
+                    if state["wait"] % 2 == 0:  # plateau: halve the learning rate, then keep going
+                        lr = self.model.optimizer.learning_rate
+                        lr.assign(float(np.asarray(lr)) * 0.5)
+                        log(f"validation AUC flat for 2 epochs: learning rate halved to {float(np.asarray(lr)):.2e}")
                 log(
                     f"epoch {state['epoch']:3d} [{phase}] loss {record['loss']:.4f}  val AUC {auc:.4f}  "
                     f"val loss {loss:.4f}  val acc@0.5 {acc:.3f}  {record['seconds']:.1f} s" + ("  *best" if better else "")
@@ -146,7 +150,7 @@ def train(
         raise ValueError(f"--name {name!r}: use letters, digits and underscores (it becomes the {name}_score column)")
     weights_path = backbones.resolve_weights(backbone, weights)  # fails fast, before any decoding
     spec = InputSpec(size=image_size)
-    max_side = max_side or max(4 * image_size, 512)
+    max_side = max_side or 2 * image_size
     out = Path(out)
 
     sources = gather_sources(kind_def, normals, positives, negatives, labels)
@@ -243,9 +247,9 @@ def train(
             "patience": patience,
             "copies_per_epoch": copies,
             "val_fraction": val_fraction,
-            "working_max_side": max_side,
+            "working_max_side": max_side,  # evaluate reuses it
             "batchnorm_momentum": backbones.BN_MOMENTUM,
-            "augmentation": "crop zoom 1-1.12 with shift, tilt +-7 deg, gamma 0.7-1.4, gaussian noise sigma 0-0.02 (label-independent)",
+            "augmentation": "crop zoom 1-1.25 with shift, tilt +-7 deg, 0-3 erased patches, gamma 0.7-1.4, gaussian noise sigma 0-0.02 (label-independent)",
             "device": device,
             "seconds": round(time.perf_counter() - started, 1),
             "images": {"train": len(train_src), "val": len(val_src), "unreadable": len(bad)},
