@@ -24,6 +24,8 @@ from cleaner.errors import ImageReadError
 from cleaner.parallel import ordered_map
 from cleaner.walker import WalkStats, walk_archive
 
+from .bundle import file_sha256
+
 TRUE_LABELS = {"1", "true", "yes", "y", "positive", "pos", "artefact", "artifact"}
 FALSE_LABELS = {"0", "false", "no", "n", "negative", "neg", "normal"}
 
@@ -102,14 +104,6 @@ def list_sources(where: str | os.PathLike, label: int | None = None, need_label:
     return sources
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def shrink_to(pixels: np.ndarray, max_side: int) -> np.ndarray:
     """Antialiased resize so the longest side is at most ``max_side`` (aspect kept); unchanged if smaller."""
     h, w = pixels.shape
@@ -127,7 +121,7 @@ def _decode(path: str, max_side: int):
 
     try:
         loaded = read_image(path)
-        sha = _sha256(path)
+        sha = file_sha256(path)
     except ImageReadError as exc:
         return None, None, None, exc.reason
     except Exception as exc:  # a reader bug must not end a training run

@@ -7,12 +7,10 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
 from .bundle import Detector, load
 from .data import decode_sources, list_sources
 from .kinds import get_kind
-from .metrics import binary_metrics, save_curves
+from .metrics import binary_metrics, recall_by_variant, save_curves
 from .synthesis import build_eval_set
 from .training import gather_sources
 
@@ -67,11 +65,7 @@ def evaluate(
         unreadable_files=[{"path": s.path, "error": s.error} for s in bad],
     )
     if mode == "synthetic" and len(kind.variants) > 1:
-        metrics["recall_by_variant"] = {
-            kind.variants[v]: float((scores[(y == 1) & (variant == v)] >= detector.threshold).mean())
-            for v in range(len(kind.variants))
-            if ((y == 1) & (variant == v)).any()
-        }
+        metrics["recall_by_variant"] = recall_by_variant(y, scores, variant, kind.variants, detector.threshold)
     if out is not None:
         import pandas as pd
 

@@ -93,6 +93,17 @@ def binary_metrics(y_true, scores, threshold: float) -> dict:
     }
 
 
+def recall_by_variant(y_true, scores, variant, names, threshold: float) -> dict:
+    """Recall at ``threshold`` for each artefact variant (e.g. each rotation angle)."""
+    y_true, scores, variant = np.asarray(y_true), np.asarray(scores), np.asarray(variant)
+    out = {}
+    for v, name in enumerate(names):
+        mask = (y_true == 1) & (variant == v)
+        if mask.any():
+            out[name] = float((scores[mask] >= threshold).mean())
+    return out
+
+
 def save_curves(y_true, scores, out_dir, title: str, threshold: float | None = None) -> dict:
     """``roc.png`` and ``precision_recall.png`` in ``out_dir``; returns their file names."""
     import matplotlib

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import sys
 import time
@@ -13,10 +14,10 @@ import numpy as np
 from cleaner.preprocess import InputSpec
 
 from . import backbones
-from .bundle import Detector, file_sha256, save_bundle
+from .bundle import INFO_FILE, Detector, file_sha256, save_bundle
 from .data import Source, decode_sources, list_sources, split_sources, training_set_sha256, write_manifest
 from .kinds import Kind, get_kind
-from .metrics import binary_metrics, choose_threshold, save_curves
+from .metrics import binary_metrics, choose_threshold, recall_by_variant, save_curves
 from .synthesis import TrainingBatches, build_eval_set
 
 MANIFEST_FILE = "training_manifest.csv"
@@ -214,11 +215,7 @@ def train(
     log(("" if choice.met else "WARNING: ") + choice.note)
     val_metrics = binary_metrics(val_y, scores, choice.threshold)
     if kind_def.synthetic and len(kind_def.variants) > 1:
-        val_metrics["recall_by_variant"] = {
-            kind_def.variants[v]: float((scores[(val_y == 1) & (val_var == v)] >= choice.threshold).mean())
-            for v in range(len(kind_def.variants))
-            if ((val_y == 1) & (val_var == v)).any()
-        }
+        val_metrics["recall_by_variant"] = recall_by_variant(val_y, scores, val_var, kind_def.variants, choice.threshold)
 
     out.mkdir(parents=True, exist_ok=True)
     plots = save_curves(val_y, scores, out, f"{name} (validation)", choice.threshold)
@@ -262,9 +259,6 @@ def train(
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     save_bundle(model, info, out)
-    from .bundle import INFO_FILE
-    import json
-
     saved = json.loads((out / INFO_FILE).read_text())
     log(
         f"bundle {out} ({saved['version']}): validation AUC {val_metrics['auc']:.4f}, threshold "
