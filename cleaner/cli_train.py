@@ -44,6 +44,8 @@ each patient on one side) and, for custom, 'label' (1 = positive, 0 = negative).
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--learning-rate", type=float, default=1e-3, show_default=True, help="Adam; fine-tuning uses a tenth.")
 @click.option("--patience", type=int, default=6, show_default=True, help="Epochs without a better validation AUC before stopping.")
+@click.option("--head-epochs", type=int, default=3, show_default=True,
+              help="With pretrained weights: epochs training only the head before fine-tuning everything.")
 @click.option("--copies", type=int, default=1, show_default=True, help="Augmented copies of each training image per epoch.")
 @click.option("--val-fraction", type=float, default=0.3, show_default=True, help="Share of images (by patient) held out.")
 @click.option("--target-precision", type=float, default=0.999, show_default=True,
@@ -51,7 +53,7 @@ each patient on one side) and, for custom, 'label' (1 = positive, 0 = negative).
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--workers", type=int, default=1, show_default=True, help="Decoding processes.")
 def train_detector(kind, normals, positives, negatives, labels, name, out, backbone, weights, image_size, epochs,
-                   batch_size, learning_rate, patience, copies, val_fraction, target_precision, seed, workers):
+                   batch_size, learning_rate, patience, head_epochs, copies, val_fraction, target_precision, seed, workers):
     """Train a KIND detector and write a reusable bundle to --out.
 
     rotation, inversion and flip are synthesised from presumed-normal images (--normals): the
@@ -71,7 +73,7 @@ def train_detector(kind, normals, positives, negatives, labels, name, out, backb
         detector = train(
             kind, normals, out=out, positives=positives, negatives=negatives, labels=labels, name=name,
             backbone=backbone, weights=weights, image_size=image_size, epochs=epochs, batch_size=batch_size,
-            learning_rate=learning_rate, patience=patience, copies=copies, val_fraction=val_fraction,
+            learning_rate=learning_rate, patience=patience, head_epochs=head_epochs, copies=copies, val_fraction=val_fraction,
             target_precision=target_precision, seed=seed, workers=workers, log=lambda m: click.echo(m, err=True),
         )
     except (ValueError, FileNotFoundError) as exc:

@@ -246,7 +246,10 @@ def train(
             "val_fraction": val_fraction,
             "working_max_side": max_side,  # evaluate reuses it
             "batchnorm_momentum": backbones.BN_MOMENTUM,
-            "augmentation": "crop zoom 1-1.25 with shift, tilt +-7 deg, 0-3 erased patches, gamma 0.7-1.4, gaussian noise sigma 0-0.02 (label-independent)",
+            "augmentation": (
+                "crop zoom 1-1.25 with shift, tilt +-7 deg, 0-3 erased patches, gamma 0.7-1.4, "
+                "gaussian noise sigma 0-0.02 (label-independent)"
+            ),
             "device": device,
             "seconds": round(time.perf_counter() - started, 1),
             "images": {"train": len(train_src), "val": len(val_src), "unreadable": len(bad)},
