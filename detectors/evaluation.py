@@ -75,7 +75,7 @@ def evaluate(
             {
                 "path": [good[i].path for i in idx],
                 "label": y.astype(int),
-                "artefact": [(kind.variants[v] or kind.name) if (mode == "synthetic" and lab) else "" for v, lab in zip(variant, y)],
+                "artefact": [kind.variants[v] if (mode == "synthetic" and lab) else "" for v, lab in zip(variant, y)],
                 f"{detector.name}_score": scores,
                 f"{detector.name}_flag": scores >= detector.threshold,
             }

@@ -19,8 +19,12 @@ class Kind:
     description: str
     #: (pixels HxW float32 in [0, 1], variant index) -> the same image with the artefact; None for labelled kinds
     make_positive: Callable[[np.ndarray, int], np.ndarray] | None = None
-    #: how many distinct artefacts the kind covers (rotation: 90, 180, 270); positives cycle through them
-    variants: tuple[str, ...] = ("",)
+    #: the distinct artefacts a synthetic kind covers (rotation: 90, 180, 270); positives cycle through them
+    variants: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if self.make_positive is not None and not self.variants:
+            raise ValueError(f"synthetic kind {self.name!r} must name at least one artefact variant")
 
     @property
     def synthetic(self) -> bool:
@@ -65,6 +69,6 @@ def _mirror(pixels: np.ndarray, variant: int) -> np.ndarray:
 
 register(Kind("rotation", "upright (negative) vs rotated by 90, 180 or 270 degrees (positive, balanced)",
               _rotate, ("rot90", "rot180", "rot270")))
-register(Kind("inversion", "upright vs pixel-inverted (max - x on the displayed image)", _invert))
-register(Kind("flip", "upright vs left-right mirrored", _mirror))
+register(Kind("inversion", "upright vs pixel-inverted (max - x on the displayed image)", _invert, ("inverted",)))
+register(Kind("flip", "upright vs left-right mirrored", _mirror, ("mirrored",)))
 register(Kind("custom", "trained from labelled positives and negatives (e.g. laterals vs frontals)"))

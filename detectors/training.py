@@ -226,7 +226,7 @@ def train(
         "name": name,
         "kind": kind_def.name,
         "description": kind_def.description,
-        "variants": list(kind_def.variants) if kind_def.synthetic else [],
+        "variants": list(kind_def.variants),
         "backbone": backbone,
         "weights": weights or "none",
         "weights_sha256": file_sha256(weights_path) if weights_path else None,
