@@ -41,6 +41,9 @@ class Source:
     pixels: np.ndarray | None = field(default=None, repr=False)
     error: str | None = None
     split: str | None = None
+    #: training repeats per epoch (CSV ``weight`` column): lets a rare subgroup (AP portable films,
+    #: children, one scanner) count more without changing validation
+    weight: int = 1
 
     @property
     def group(self) -> str:
@@ -67,7 +70,8 @@ def parse_label(value, where: str) -> int:
 
 def read_list_csv(csv_path: str | os.PathLike, need_label: bool) -> list[Source]:
     """Sources from a CSV with a ``path`` column (relative paths are relative to the CSV's folder),
-    optional ``patient_id`` and, for labelled kinds, ``label``."""
+    optional ``patient_id``, optional ``weight`` (training repeats per epoch, default 1; 0 leaves
+    the image out of training but not out of validation) and, for labelled kinds, ``label``."""
     import pandas as pd
 
     csv_path = Path(csv_path)
@@ -82,8 +86,21 @@ def read_list_csv(csv_path: str | os.PathLike, need_label: bool) -> list[Source]
         if not path.is_absolute():
             path = csv_path.parent / path
         label = parse_label(row["label"], f"{csv_path} row {i + 2}") if need_label else None
-        sources.append(Source(str(path), label=label, patient_id=row.get("patient_id") or None))
+        weight = _parse_weight(row.get("weight", ""), f"{csv_path} row {i + 2}")
+        sources.append(Source(str(path), label=label, patient_id=row.get("patient_id") or None, weight=weight))
     return sources
+
+
+def _parse_weight(value, where: str) -> int:
+    if str(value).strip() == "":
+        return 1
+    try:
+        weight = float(value)
+    except ValueError:
+        weight = -1.0
+    if weight < 0 or weight != int(weight):
+        raise ValueError(f"{where}: weight {value!r} is not a whole number >= 0")
+    return int(weight)
 
 
 def list_sources(where: str | os.PathLike, label: int | None = None, need_label: bool = False) -> list[Source]:
@@ -185,13 +202,14 @@ def write_manifest(sources: list[Source], path: str | os.PathLike, kind: str) ->
             "label": "" if s.label is None else s.label,
             "role": _role(s, kind),
             "patient_id": s.patient_id or "",
+            "weight": s.weight,
             "sha256": s.sha256 or "",
             "error": s.error or "",
         }
         for s in sources
     ]
     path = Path(path)
-    pd.DataFrame(rows, columns=["path", "split", "label", "role", "patient_id", "sha256", "error"]).to_csv(
+    pd.DataFrame(rows, columns=["path", "split", "label", "role", "patient_id", "weight", "sha256", "error"]).to_csv(
         path, index=False
     )
     return path
@@ -204,6 +222,6 @@ def _role(s: Source, kind: str) -> str:
 
 
 def training_set_sha256(sources: list[Source]) -> str:
-    """One hash for the training set: sha256 over the sorted ``sha256 split label`` lines of usable images."""
-    lines = sorted(f"{s.sha256} {s.split} {s.label}" for s in sources if s.error is None)
+    """One hash for the training set: sha256 over the sorted ``sha256 split label weight`` lines of usable images."""
+    lines = sorted(f"{s.sha256} {s.split} {s.label} {s.weight}" for s in sources if s.error is None)
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()

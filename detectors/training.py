@@ -185,8 +185,11 @@ def train(
     val_x, val_y, val_idx, val_var = build_eval_set(
         [s.pixels for s in val_src], [s.label for s in val_src], kind_def, spec, progress=progress
     )
+    weighted = [s for s in train_src for _ in range(s.weight)]  # repeats share one decoded array
+    if not weighted:
+        raise ValueError("every training image has weight 0")
     batches = TrainingBatches(
-        [s.pixels for s in train_src], [s.label for s in train_src], kind_def, spec, batch_size, seed, copies
+        [s.pixels for s in weighted], [s.label for s in weighted], kind_def, spec, batch_size, seed, copies
     )
     state = {"epoch": 0, "history": [], "best_auc": -1.0, "best_loss": np.inf, "best_epoch": 0, "wait": 0, "weights": None}
 
@@ -252,7 +255,8 @@ def train(
             ),
             "device": device,
             "seconds": round(time.perf_counter() - started, 1),
-            "images": {"train": len(train_src), "val": len(val_src), "unreadable": len(bad)},
+            "images": {"train": len(train_src), "val": len(val_src), "unreadable": len(bad),
+                       "train_examples_per_epoch_source": len(weighted)},
         },
         "training_set_sha256": training_set_sha256(sources),
         "manifest": MANIFEST_FILE,

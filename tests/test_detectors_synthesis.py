@@ -143,11 +143,15 @@ def test_split_is_seeded_and_reproducible():
 def test_csv_sources_resolve_relative_paths_patients_and_labels(tmp_path):
     paths = write_normals(tmp_path / "imgs", 4)
     pd.DataFrame({"path": [f"imgs/{p.name}" for p in paths], "label": ["1", "no", "positive", "0"],
-                  "patient_id": ["a", "a", "b", ""]}).to_csv(tmp_path / "list.csv", index=False)
+                  "patient_id": ["a", "a", "b", ""], "weight": ["3", "", "0", "1"]}).to_csv(tmp_path / "list.csv", index=False)
     sources = list_sources(tmp_path / "list.csv", need_label=True)
     assert [s.path for s in sources] == [str(tmp_path / "imgs" / p.name) for p in paths]
     assert [s.label for s in sources] == [1, 0, 1, 0]
     assert [s.patient_id for s in sources] == ["a", "a", "b", None]
+    assert [s.weight for s in sources] == [3, 1, 0, 1]
+    pd.DataFrame({"path": ["a.png"], "weight": ["1.5"]}).to_csv(tmp_path / "w.csv", index=False)
+    with pytest.raises(ValueError, match="row 2: weight '1.5'"):
+        list_sources(tmp_path / "w.csv")
     with pytest.raises(ValueError, match="label"):
         parse_label("maybe", "x.csv row 3")
     pd.DataFrame({"file": ["a.png"]}).to_csv(tmp_path / "bad.csv", index=False)
