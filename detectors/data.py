@@ -44,6 +44,11 @@ class Source:
     #: training repeats per epoch (CSV ``weight`` column): lets a rare subgroup (AP portable films,
     #: children, one scanner) count more without changing validation
     weight: int = 1
+    #: the trained detector's score on the image as it is, and on its synthesised artefact
+    score: float | None = None
+    artefact_score: float | None = None
+    #: a presumed normal that the trained detector flags (a film that really is rotated, say): for review
+    suspect: bool = False
 
     @property
     def group(self) -> str:
@@ -192,7 +197,8 @@ def split_sources(sources: list[Source], val_fraction: float, seed: int) -> None
 
 
 def write_manifest(sources: list[Source], path: str | os.PathLike, kind: str) -> Path:
-    """The training manifest: every image offered, its split, sha256, label and patient (or why unreadable)."""
+    """The training manifest: every image offered, its split, sha256, label, patient, weight, the final
+    detector's scores (and whether a presumed normal looks like an artefact itself), or why unreadable."""
     import pandas as pd
 
     rows = [
@@ -204,14 +210,17 @@ def write_manifest(sources: list[Source], path: str | os.PathLike, kind: str) ->
             "patient_id": s.patient_id or "",
             "weight": s.weight,
             "sha256": s.sha256 or "",
+            "score": "" if s.score is None else round(s.score, 6),
+            "artefact_score": "" if s.artefact_score is None else round(s.artefact_score, 6),
+            "suspect": s.suspect,
             "error": s.error or "",
         }
         for s in sources
     ]
     path = Path(path)
-    pd.DataFrame(rows, columns=["path", "split", "label", "role", "patient_id", "weight", "sha256", "error"]).to_csv(
-        path, index=False
-    )
+    columns = ["path", "split", "label", "role", "patient_id", "weight", "sha256", "score", "artefact_score",
+               "suspect", "error"]
+    pd.DataFrame(rows, columns=columns).to_csv(path, index=False)
     return path
 
 

@@ -220,6 +220,21 @@ def train(
     if kind_def.synthetic and len(kind_def.variants) > 1:
         val_metrics["recall_by_variant"] = recall_by_variant(val_y, scores, val_var, kind_def.variants, choice.threshold)
 
+    if kind_def.synthetic:
+        _score_sources(
+            model, [s for s in sources if s.error is None], kind_def, spec, batch_size, val_src, val_y, scores, val_idx
+        )
+        for s in sources:
+            s.suspect = s.score is not None and s.score >= choice.threshold
+        suspects = [s for s in sources if s.suspect]
+        if suspects:
+            log(f"the detector flags {len(suspects)} presumed-normal image(s) as {kind_def.name} artefacts "
+                f"(suspect=True in {MANIFEST_FILE}; review them, and retrain without those that are):")
+            for s in sorted(suspects, key=lambda s: -s.score)[:20]:
+                log(f"  {s.path}  [{s.split}] score {s.score:.3f}, its synthesised artefact {s.artefact_score:.3f}")
+    else:
+        suspects = []
+
     out.mkdir(parents=True, exist_ok=True)
     plots = save_curves(val_y, scores, out, f"{name} (validation)", choice.threshold)
     write_manifest(sources, out / MANIFEST_FILE, kind_def.name)
@@ -258,6 +273,7 @@ def train(
             "images": {"train": len(train_src), "val": len(val_src), "unreadable": len(bad),
                        "train_examples_per_epoch_source": len(weighted)},
         },
+        "suspect_normals": [{"path": s.path, "split": s.split, "score": s.score} for s in suspects],
         "training_set_sha256": training_set_sha256(sources),
         "manifest": MANIFEST_FILE,
         "plots": plots,
@@ -273,6 +289,24 @@ def train(
         f"{info['training']['seconds']:.0f} s"
     )
     return Detector(model=model, info=saved, path=out)
+
+
+def _score_sources(model, usable, kind, spec, batch_size, val_src, val_y, val_scores, val_idx) -> None:
+    """Fill ``score`` / ``artefact_score`` of every usable normal (validation ones from ``val_scores``)."""
+
+    def fill(items, labels, scores, idx):
+        for y, score, i in zip(labels, scores, idx):
+            if y == 0:
+                items[i].score = float(score)
+            else:
+                items[i].artefact_score = float(score)
+
+    fill(val_src, val_y, val_scores, val_idx)
+    val_set = {id(s) for s in val_src}
+    rest = [s for s in usable if id(s) not in val_set]
+    if rest:
+        x, y, idx, _ = build_eval_set([s.pixels for s in rest], [s.label for s in rest], kind, spec)
+        fill(rest, y, model.predict(x, batch_size=batch_size, verbose=0).reshape(-1), idx)
 
 
 def _check_split(kind: Kind, train_src: list[Source], val_src: list[Source]) -> None:

@@ -12,7 +12,7 @@ from PIL import Image
 
 import detectors
 from cleaner.cli import main
-from detectors_helpers import write_normals
+from detectors_helpers import fake_radiograph, write_normals
 
 pytestmark = pytest.mark.slow
 FAST = dict(backbone="compact", weights="none", image_size=32, epochs=3, batch_size=16, progress=False, log=lambda m: None)
@@ -23,6 +23,9 @@ def normals(tmp_path_factory):
     folder = tmp_path_factory.mktemp("normals")
     write_normals(folder, 40, seed=0)
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 50)
+    # a "presumed normal" that is really upside down, as real archives have
+    upright = (fake_radiograph(np.random.default_rng(5)) * 255).round().astype(np.uint8)
+    Image.fromarray(np.rot90(upright, 2)).save(folder / "planted_upside_down.png")
     return folder
 
 
@@ -57,6 +60,16 @@ def test_manifest_lists_every_image_once_with_no_leak(rotation_bundle, normals):
     ok = manifest[manifest.split != "unreadable"]
     assert not set(ok[ok.split == "train"].sha256) & set(ok[ok.split == "val"].sha256)
     assert (ok.split == "val").sum() == pytest.approx(0.3 * len(ok), abs=2)
+    assert ok.score.astype(float).between(0, 1).all() and ok.artefact_score.astype(float).between(0, 1).all()
+
+
+def test_presumed_normals_that_are_artefacts_are_flagged_for_review(rotation_bundle, normals):
+    det, out = rotation_bundle
+    manifest = pd.read_csv(out / "training_manifest.csv", keep_default_na=False).set_index("path")
+    planted = str(normals / "planted_upside_down.png")
+    assert manifest.loc[planted, "suspect"] in (True, "True")
+    assert (manifest.suspect.astype(str) == "True").sum() <= 2  # the rest are genuine normals
+    assert planted in [s["path"] for s in det.info["suspect_normals"]]
 
 
 def test_short_training_gives_a_usable_0_5_threshold(rotation_bundle):
