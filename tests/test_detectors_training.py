@@ -133,8 +133,11 @@ def test_custom_detector_via_cli_and_evaluate_cli(tmp_path):
     assert result.exit_code == 2 and "custom detector" in result.output
 
 
-def test_resnet50_head_then_fine_tune_with_a_weights_file(tmp_path, normals):
+def test_resnet50_head_then_fine_tune_with_a_weights_file(tmp_path):
     import keras
+
+    normals = tmp_path / "normals"
+    write_normals(normals, 10, seed=3)  # one small batch per epoch: this test is about the schedule
 
     donor = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(32, 32, 3), pooling="avg")
     weights = tmp_path / "resnet50.weights.h5"
