@@ -67,3 +67,4 @@ from . import cli_demo  # noqa: E402,F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+from . import cli_train  # noqa: E402,F401

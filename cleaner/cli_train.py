@@ -1,0 +1,131 @@
+"""``cxclean train-detector`` and ``cxclean evaluate``: thin Click commands over ``detectors``."""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from .cli import main
+
+_KIND_NAMES = ("rotation", "inversion", "flip", "custom")
+
+
+def _fail(exc: Exception) -> None:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(2)
+
+
+@main.command(
+    "train-detector",
+    epilog="""\b
+Examples:
+  cxclean train-detector rotation --normals archive_sample/ --out detectors/rotation
+  cxclean train-detector flip --normals normals.csv --out bundles/flip --backbone compact --weights none
+  cxclean train-detector inversion --normals normals/ --out bundles/inversion --weights ~/resnet50_notop.h5
+  cxclean train-detector custom --name lateral --positives laterals/ --negatives frontals/ --out bundles/lateral
+  cxclean train-detector custom --name not_chest --labels labels.csv --out bundles/not_chest
+\b
+A CSV has a 'path' column (relative to the CSV's folder), optional 'patient_id' (the split keeps
+each patient on one side) and, for custom, 'label' (1 = positive, 0 = negative).""",
+)
+@click.argument("kind", type=click.Choice(_KIND_NAMES))
+@click.option("--normals", type=click.Path(exists=True), help="Folder or CSV of presumed-normal frontal images (synthetic kinds).")
+@click.option("--positives", type=click.Path(exists=True), help="custom: folder or CSV of positive examples.")
+@click.option("--negatives", type=click.Path(exists=True), help="custom: folder or CSV of negative examples.")
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False), help="custom: CSV with path,label[,patient_id].")
+@click.option("--name", help="Detector name, the prefix of its scan columns (<name>_score). Default: the kind.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Bundle folder to write.")
+@click.option("--backbone", type=click.Choice(["resnet50", "compact"]), default="resnet50", show_default=True)
+@click.option("--weights", default="imagenet", show_default=True,
+              help="imagenet (from Keras's cache, never downloaded), none (from scratch) or a weights file PATH.")
+@click.option("--image-size", type=int, default=256, show_default=True, help="Square model input, pixels.")
+@click.option("--epochs", type=int, default=30, show_default=True, help="Most epochs (early stopping on validation AUC).")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--learning-rate", type=float, default=1e-3, show_default=True, help="Adam; fine-tuning uses a tenth.")
+@click.option("--patience", type=int, default=6, show_default=True, help="Epochs without a better validation AUC before stopping.")
+@click.option("--head-epochs", type=int, default=3, show_default=True,
+              help="With pretrained weights: epochs training only the head before fine-tuning everything.")
+@click.option("--copies", type=int, default=1, show_default=True, help="Augmented copies of each training image per epoch.")
+@click.option("--val-fraction", type=float, default=0.3, show_default=True, help="Share of images (by patient) held out.")
+@click.option("--target-precision", type=float, default=0.999, show_default=True,
+              help="Threshold = highest recall with at least this validation precision.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--workers", type=int, default=1, show_default=True, help="Decoding processes.")
+def train_detector(kind, normals, positives, negatives, labels, name, out, backbone, weights, image_size, epochs,
+                   batch_size, learning_rate, patience, head_epochs, copies, val_fraction, target_precision, seed, workers):
+    """Train a KIND detector and write a reusable bundle to --out.
+
+    rotation, inversion and flip are synthesised from presumed-normal images (--normals): the
+    artefact is applied to each decoded image, then the same preprocessing scanning uses. custom
+    learns from labelled images (--positives/--negatives or --labels). The bundle holds the model,
+    detector.json (threshold, metrics, provenance), ROC and precision-recall plots and the
+    training manifest."""
+    from detectors.backbones import WeightsError, resolve_weights
+
+    try:
+        resolve_weights(backbone, weights)  # fail fast, before TensorFlow starts
+    except (WeightsError, ValueError) as exc:
+        _fail(exc)
+    from detectors.training import train
+
+    try:
+        detector = train(
+            kind, normals, out=out, positives=positives, negatives=negatives, labels=labels, name=name,
+            backbone=backbone, weights=weights, image_size=image_size, epochs=epochs, batch_size=batch_size,
+            learning_rate=learning_rate, patience=patience, head_epochs=head_epochs, copies=copies, val_fraction=val_fraction,
+            target_precision=target_precision, seed=seed, workers=workers, log=lambda m: click.echo(m, err=True),
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+    m = detector.info["metrics"]["validation"]
+    click.echo(
+        f"{detector.path}: {detector.version}  AUC {m['auc']:.4f}  threshold {detector.threshold:.4g}  "
+        f"precision {m['precision']:.4f}  recall {m['recall']:.4f}"
+        + ("" if detector.info["threshold_choice"]["met"] else "  (target precision NOT met)")
+    )
+
+
+@main.command(
+    epilog="""\b
+Examples:
+  cxclean evaluate bundles/rotation --normals other_hospital/          synthetic artefacts
+  cxclean evaluate bundles/lateral --labels labelled.csv --out eval/   real labelled images
+  cxclean evaluate bundles/lateral --positives laterals/ --negatives frontals/ --json""",
+)
+@click.argument("bundle", type=click.Path(exists=True))
+@click.option("--normals", type=click.Path(exists=True), help="Presumed-normal images: the bundle's artefact is synthesised.")
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False), help="CSV path,label of real labelled images.")
+@click.option("--positives", type=click.Path(exists=True), help="Folder or CSV of real positives.")
+@click.option("--negatives", type=click.Path(exists=True), help="Folder or CSV of real negatives.")
+@click.option("--out", type=click.Path(file_okay=False), help="Write scores.csv, metrics.json and ROC/PR plots here.")
+@click.option("--workers", type=int, default=1, show_default=True, help="Decoding processes.")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+def evaluate(bundle, normals, labels, positives, negatives, out, workers, as_json):
+    """Measure a detector BUNDLE on other images at its own threshold: AUC, accuracy, precision,
+    recall, confusion matrix. With --normals the artefact is synthesised as in validation; with
+    --labels or --positives/--negatives real labelled images are scored as they are."""
+    if normals is None and labels is None and positives is None and negatives is None:
+        _fail(ValueError("give --normals, --labels, or --positives and --negatives"))
+    from detectors.evaluation import evaluate as run_evaluation
+
+    try:
+        m = run_evaluation(bundle, normals, labels=labels, positives=positives, negatives=negatives, out=out,
+                           workers=workers, log=lambda msg: click.echo(msg, err=True))
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+    if as_json:
+        click.echo(json.dumps(m, indent=2))
+        return
+    cm = m["confusion_matrix"]
+    auc = "n/a (one class)" if m["auc"] is None else f"{m['auc']:.4f}"
+    click.echo(
+        f"{m['detector']} on {m['images']} image(s) ({m['mode']}, {m['positives']} positive / {m['negatives']} negative "
+        f"examples, {m['unreadable']} unreadable)\n"
+        f"  AUC {auc}  threshold {m['threshold']:.4g}  accuracy {m['accuracy']:.4f}  "
+        f"precision {m['precision']:.4f}  recall {m['recall']:.4f}\n"
+        f"  confusion: tn {cm['tn']}  fp {cm['fp']}  fn {cm['fn']}  tp {cm['tp']}"
+        + (f"\n  recall by artefact: " + ", ".join(f"{k} {v:.3f}" for k, v in m["recall_by_variant"].items())
+           if "recall_by_variant" in m else "")
+        + (f"\n  details in {out}" if out else "")
+    )

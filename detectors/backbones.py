@@ -1,0 +1,176 @@
+"""Backbones: ``resnet50`` (keras.applications, ImageNet or given weights) and ``compact`` (small, for CPUs).
+
+Every model takes (size, size, 1) in [0, 1] and returns (N, 1) probabilities; the backbone's own
+input convention lives inside it (``GreyToBackboneInput``). Every BatchNormalization layer gets
+momentum 0.9: with few steps per epoch Keras's default 0.99 leaves the moving statistics
+unsettled, so validation AUC looks fine while predictions at 0.5 collapse to one class.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+BACKBONES = ("resnet50", "compact")
+BN_MOMENTUM = 0.9
+#: ImageNet channel means (BGR) for ResNet50's 'caffe' input convention: x * 255 - mean.
+CAFFE_MEANS = (103.939, 116.779, 123.68)
+RESNET50_NOTOP_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+
+
+class WeightsError(ValueError):
+    """Backbone weights that cannot be had (offline ImageNet, missing or mismatched file)."""
+
+
+def keras_cache_dir() -> Path:
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
+
+
+def resolve_weights(backbone: str, weights: str | None) -> str | None:
+    """``None`` (random init) or a path to a weights file; raises ``WeightsError`` at once when unavailable.
+
+    ``imagenet`` is looked for in Keras's cache only: this never downloads, so an offline machine
+    fails in a second instead of after a network timeout.
+    """
+    if backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
+    if weights in (None, "", "none"):
+        return None
+    if weights == "imagenet":
+        if backbone != "resnet50":
+            raise WeightsError(f"no ImageNet weights exist for the {backbone!r} backbone; use --weights none")
+        cached = keras_cache_dir() / RESNET50_NOTOP_FILE
+        if cached.is_file():
+            return str(cached)
+        raise WeightsError(
+            f"ImageNet weights for ResNet50 are not on this machine ({cached} is missing) and cxclean does "
+            "not download them. Either copy the file there from a machine with internet "
+            f"(https://storage.googleapis.com/tensorflow/keras-applications/resnet/{RESNET50_NOTOP_FILE}), "
+            "or pass it with --weights PATH, or train from scratch with --weights none."
+        )
+    path = Path(weights)
+    if not path.is_file():
+        raise WeightsError(f"--weights {weights}: no such file (give imagenet, none, or a weights file path)")
+    if not (path.name.endswith((".h5", ".hdf5", ".keras"))):
+        raise WeightsError(f"--weights {weights}: expected a .weights.h5, .h5 or .keras weights file")
+    return str(path)
+
+
+def set_bn_momentum(model, momentum: float = BN_MOMENTUM) -> int:
+    """Set ``momentum`` on every BatchNormalization layer, nested models included; returns how many."""
+    import keras
+
+    count = 0
+    for layer in _all_layers(model):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = momentum
+            count += 1
+    return count
+
+
+def recalibrate_batchnorm(model, batches, max_batches: int = 16) -> int:
+    """Re-estimate every BatchNormalization layer's moving mean/variance under the current weights.
+
+    Runs up to ``max_batches`` training batches forward in training mode (no weight updates) with
+    momentum set so the moving statistics become the plain average over those batches, then
+    restores momentum 0.9. Without it, a short epoch leaves statistics from older weights and the
+    0.5 threshold is meaningless even when the AUC is high. Returns the number of batches used.
+    """
+    import keras
+
+    bns = [layer for layer in _all_layers(model) if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
+    if not bns:
+        return 0
+    used = 0
+    try:
+        for k in range(min(len(batches), max_batches)):
+            x, _ = batches[k]
+            for layer in bns:
+                layer.momentum = k / (k + 1.0)  # cumulative average: the first batch replaces the old statistics
+            model(x, training=True)
+            used += 1
+    finally:
+        for layer in bns:
+            layer.momentum = BN_MOMENTUM
+    return used
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from _all_layers(layer)
+
+
+def build(backbone: str, size: int, weights: str | None = None, dropout: float = 0.3):
+    """The classifier model for ``backbone``; ``weights`` as returned by ``resolve_weights``.
+
+    Returns (model, base): ``base`` is the pretrained part to freeze for a head-first phase.
+    """
+    if backbone == "resnet50":
+        model, base = _resnet50(size, weights, dropout)
+    elif backbone == "compact":
+        model, base = _compact(size, dropout), None
+        if weights is not None:
+            _load_weights(model, weights)
+    else:
+        raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
+    set_bn_momentum(model)
+    return model, base
+
+
+def _load_weights(model, weights: str):
+    try:
+        model.load_weights(weights)
+    except Exception as exc:
+        raise WeightsError(f"--weights {weights}: cannot load into this backbone ({type(exc).__name__}: {exc})") from None
+
+
+def _head(x, dropout: float):
+    import keras
+
+    x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+    # float32 output even under mixed precision, for stable probabilities.
+    return keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="score")(x)
+
+
+def _resnet50(size: int, weights: str | None, dropout: float):
+    import keras
+
+    from .layers import GreyToBackboneInput
+
+    base = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(size, size, 3), pooling="avg")
+    if weights is not None:
+        _load_weights(base, weights)
+    inputs = keras.Input((size, size, 1), name="image")
+    x = GreyToBackboneInput(channels=3, scale=255.0, offsets=CAFFE_MEANS, name="to_resnet50")(inputs)
+    x = base(x)
+    return keras.Model(inputs, _head(x, dropout), name="cxclean_resnet50"), (base if weights is not None else None)
+
+
+def _compact(size: int, dropout: float):
+    """About 0.2 M parameters (under 1 MB saved): separable conv blocks, then a head that keeps a
+    coarse 4x4 layout (mirroring and rotation are about *where* things are) next to global pooling."""
+    import keras
+    from keras import layers
+
+    from .layers import GreyToBackboneInput
+
+    inputs = keras.Input((size, size, 1), name="image")
+    x = GreyToBackboneInput(channels=1, scale=2.0, offsets=(1.0,), name="to_unit_range")(inputs)
+    x = layers.Conv2D(24, 5, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
+    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = layers.ReLU(name="stem_relu")(x)
+    for stage, (filters, repeats) in enumerate([(32, 1), (64, 2), (128, 2), (192, 2)]):
+        for r in range(repeats):
+            x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False, name=f"s{stage}_conv{r}")(x)
+            x = layers.BatchNormalization(name=f"s{stage}_bn{r}")(x)
+            x = layers.ReLU(name=f"s{stage}_relu{r}")(x)
+        if x.shape[1] > 4:
+            x = layers.MaxPooling2D(2, name=f"s{stage}_pool")(x)
+    pooled = layers.GlobalAveragePooling2D(name="global_pool")(x)
+    grid = x.shape[1] // 4 if x.shape[1] >= 4 else 1
+    layout = layers.AveragePooling2D(grid, name="layout_pool")(x) if grid > 1 else x
+    layout = layers.Conv2D(32, 1, activation="relu", name="layout_reduce")(layout)
+    layout = layers.Flatten(name="layout_flat")(layout)
+    x = layers.Concatenate(name="features")([pooled, layout])
+    return keras.Model(inputs, _head(x, dropout), name="cxclean_compact")

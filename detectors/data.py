@@ -1,0 +1,236 @@
+"""Training images: where they come from (folder or CSV), decoding them once, and a leak-free split.
+
+Images are decoded with the one reader (``cleaner.images.read_image``) and kept in memory at a
+bounded *working resolution* (longest side at most ``max_side``; training uses twice the model
+input, so 512 px at the default 256). Every artefact cxclean synthesises (quarter turns,
+mirroring, ``max - x``) commutes with that antialiased resize, and the resize is applied
+identically to both classes, so caching changes nothing that could separate them. What it does
+change is small and class-blind: a training example is resized twice (working size, then the
+input size, both antialiased) where scanning resizes once. It bounds memory (about 1 MB per image
+at 512 px) and makes synthesis several times faster on a CPU.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from cleaner.errors import ImageReadError
+from cleaner.parallel import ordered_map
+from cleaner.walker import WalkStats, walk_archive
+
+from .bundle import file_sha256
+
+TRUE_LABELS = {"1", "true", "yes", "y", "positive", "pos", "artefact", "artifact"}
+FALSE_LABELS = {"0", "false", "no", "n", "negative", "neg", "normal"}
+
+
+@dataclass
+class Source:
+    """One training image: where it is, its label (None = presumed normal) and what groups it."""
+
+    path: str
+    label: int | None = None
+    patient_id: str | None = None
+    sha256: str | None = None
+    pixels: np.ndarray | None = field(default=None, repr=False)
+    error: str | None = None
+    split: str | None = None
+    #: training repeats per epoch (CSV ``weight`` column): lets a rare subgroup (AP portable films,
+    #: children, one scanner) count more without changing validation
+    weight: int = 1
+    #: the trained detector's score on the image as it is, and on its synthesised artefact
+    score: float | None = None
+    artefact_score: float | None = None
+    #: a presumed normal that the trained detector flags (a film that really is rotated, say): for review
+    suspect: bool = False
+
+    @property
+    def group(self) -> str:
+        """Images of one patient (or byte-identical copies of one file) must stay on one side of the split."""
+        if self.patient_id not in (None, ""):
+            return f"patient:{self.patient_id}"
+        return f"sha256:{self.sha256 or self.path}"
+
+
+def parse_label(value, where: str) -> int:
+    text = str(value).strip().lower()
+    if text in TRUE_LABELS:
+        return 1
+    if text in FALSE_LABELS:
+        return 0
+    try:
+        number = float(text)
+    except ValueError:
+        number = None
+    if number in (0.0, 1.0):
+        return int(number)
+    raise ValueError(f"{where}: label {value!r} is not one of 1/0, true/false, positive/negative")
+
+
+def read_list_csv(csv_path: str | os.PathLike, need_label: bool) -> list[Source]:
+    """Sources from a CSV with a ``path`` column (relative paths are relative to the CSV's folder),
+    optional ``patient_id``, optional ``weight`` (training repeats per epoch, default 1; 0 leaves
+    the image out of training but not out of validation) and, for labelled kinds, ``label``."""
+    import pandas as pd
+
+    csv_path = Path(csv_path)
+    table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    if "path" not in table.columns:
+        raise ValueError(f"{csv_path}: needs a 'path' column (found {', '.join(table.columns)})")
+    if need_label and "label" not in table.columns:
+        raise ValueError(f"{csv_path}: needs a 'label' column (1 = positive, 0 = negative)")
+    sources = []
+    for i, row in enumerate(table.to_dict("records")):
+        path = Path(row["path"])
+        if not path.is_absolute():
+            path = csv_path.parent / path
+        label = parse_label(row["label"], f"{csv_path} row {i + 2}") if need_label else None
+        weight = _parse_weight(row.get("weight", ""), f"{csv_path} row {i + 2}")
+        sources.append(Source(str(path), label=label, patient_id=row.get("patient_id") or None, weight=weight))
+    return sources
+
+
+def _parse_weight(value, where: str) -> int:
+    if str(value).strip() == "":
+        return 1
+    try:
+        weight = float(value)
+    except ValueError:
+        weight = -1.0
+    if weight < 0 or weight != int(weight):
+        raise ValueError(f"{where}: weight {value!r} is not a whole number >= 0")
+    return int(weight)
+
+
+def list_sources(where: str | os.PathLike, label: int | None = None, need_label: bool = False) -> list[Source]:
+    """Sources from a folder (walked like an archive) or a CSV list."""
+    where = Path(where)
+    if where.is_file() and where.suffix.lower() in (".csv", ".tsv", ".txt"):
+        sources = read_list_csv(where, need_label)
+        if label is not None:
+            for s in sources:
+                s.label = label
+        return sources
+    if not where.exists():
+        raise FileNotFoundError(f"{where}: no such folder or CSV")
+    stats = WalkStats()
+    sources = [Source(str(p), label=label) for p in walk_archive(where, stats)]
+    for folder, reason in stats.folder_errors:
+        sources.append(Source(folder, label=label, error=f"folder not readable: {reason}"))
+    return sources
+
+
+def shrink_to(pixels: np.ndarray, max_side: int) -> np.ndarray:
+    """Antialiased resize so the longest side is at most ``max_side`` (aspect kept); unchanged if smaller."""
+    h, w = pixels.shape
+    if max(h, w) <= max_side:
+        return pixels
+    scale = max_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    im = Image.fromarray(np.ascontiguousarray(pixels, dtype=np.float32))
+    return np.asarray(im.resize(size, Image.Resampling.BILINEAR), dtype=np.float32)
+
+
+def _decode(path: str, max_side: int):
+    """Worker: (pixels, patient_id, sha256, error) for one file; never raises."""
+    from cleaner.images import read_image
+
+    try:
+        loaded = read_image(path)
+        sha = file_sha256(path)
+    except ImageReadError as exc:
+        return None, None, None, exc.reason
+    except Exception as exc:  # a reader bug must not end a training run
+        return None, None, None, f"unexpected {type(exc).__name__}: {exc}"
+    return shrink_to(loaded.pixels, max_side), loaded.meta.patient_id, sha, None
+
+
+def decode_sources(sources: list[Source], max_side: int, workers: int = 1, progress: bool = True) -> list[Source]:
+    """Decode every source in place; unreadable ones keep their reason in ``.error`` (never dropped silently)."""
+    from tqdm import tqdm
+
+    todo = [s for s in sources if s.error is None]
+    func = functools.partial(_decode, max_side=max_side)
+    results = ordered_map(func, [s.path for s in todo], workers=workers, chunksize=8)
+    for source, (pixels, patient_id, sha, error) in tqdm(
+        zip(todo, results), total=len(todo), desc="decoding", unit="img", disable=not progress
+    ):
+        source.pixels, source.sha256, source.error = pixels, sha, error
+        if source.patient_id in (None, "") and patient_id:
+            source.patient_id = str(patient_id)
+    return sources
+
+
+def split_sources(sources: list[Source], val_fraction: float, seed: int) -> None:
+    """Assign ``split`` = train / val by group (patient, else image content), seeded.
+
+    Groups are shuffled and taken into validation until it holds ``val_fraction`` of the images,
+    so no patient and no image (nor a byte-identical copy) is on both sides.
+    """
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"--val-fraction must be between 0 and 1, not {val_fraction}")
+    usable = [s for s in sources if s.error is None]
+    groups: dict[str, list[Source]] = {}
+    for s in usable:
+        groups.setdefault(s.group, []).append(s)
+    keys = sorted(groups)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(keys))
+    target = val_fraction * len(usable)
+    n_val = 0
+    for i in order:
+        members = groups[keys[i]]
+        split = "val" if n_val < target else "train"
+        if split == "val":
+            n_val += len(members)
+        for s in members:
+            s.split = split
+    for s in sources:
+        if s.error is not None:
+            s.split = "unreadable"
+
+
+def write_manifest(sources: list[Source], path: str | os.PathLike, kind: str) -> Path:
+    """The training manifest: every image offered, its split, sha256, label, patient, weight, the final
+    detector's scores (and whether a presumed normal looks like an artefact itself), or why unreadable."""
+    import pandas as pd
+
+    rows = [
+        {
+            "path": s.path,
+            "split": s.split,
+            "label": "" if s.label is None else s.label,
+            "role": _role(s, kind),
+            "patient_id": s.patient_id or "",
+            "weight": s.weight,
+            "sha256": s.sha256 or "",
+            "score": "" if s.score is None else round(s.score, 6),
+            "artefact_score": "" if s.artefact_score is None else round(s.artefact_score, 6),
+            "suspect": s.suspect,
+            "error": s.error or "",
+        }
+        for s in sources
+    ]
+    path = Path(path)
+    columns = ["path", "split", "label", "role", "patient_id", "weight", "sha256", "score", "artefact_score",
+               "suspect", "error"]
+    pd.DataFrame(rows, columns=columns).to_csv(path, index=False)
+    return path
+
+
+def _role(s: Source, kind: str) -> str:
+    if s.label is None:
+        return "normal (negative, and source of synthesised positives)"
+    return "positive" if s.label == 1 else "negative"
+
+
+def training_set_sha256(sources: list[Source]) -> str:
+    """One hash for the training set: sha256 over the sorted ``sha256 split label weight`` lines of usable images."""
+    lines = sorted(f"{s.sha256} {s.split} {s.label} {s.weight}" for s in sources if s.error is None)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()

@@ -1,0 +1,74 @@
+"""The registry of detector kinds: each kind is defined here and nowhere else.
+
+A *synthetic* kind turns a presumed-normal image (negative) into its artefact (positive) with
+``make_positive``, applied to the decoded image before the one preprocessing path runs, so
+nothing but the artefact separates the classes. A *labelled* kind (``custom``) learns from
+examples a person labelled instead. Adding a kind means adding one ``register(Kind(...))`` here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    description: str
+    #: (pixels HxW float32 in [0, 1], variant index) -> the same image with the artefact; None for labelled kinds
+    make_positive: Callable[[np.ndarray, int], np.ndarray] | None = None
+    #: the distinct artefacts a synthetic kind covers (rotation: 90, 180, 270); positives cycle through them
+    variants: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if self.make_positive is not None and not self.variants:
+            raise ValueError(f"synthetic kind {self.name!r} must name at least one artefact variant")
+
+    @property
+    def synthetic(self) -> bool:
+        return self.make_positive is not None
+
+    def positive(self, pixels: np.ndarray, variant: int) -> np.ndarray:
+        if self.make_positive is None:
+            raise ValueError(f"detector kind {self.name!r} is trained from labelled examples, not synthesised")
+        return np.ascontiguousarray(self.make_positive(pixels, variant % len(self.variants)), dtype=np.float32)
+
+
+KINDS: dict[str, Kind] = {}
+
+
+def register(kind: Kind) -> Kind:
+    if kind.name in KINDS:
+        raise ValueError(f"detector kind {kind.name!r} is already registered")
+    KINDS[kind.name] = kind
+    return kind
+
+
+def get_kind(name: str) -> Kind:
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise ValueError(f"unknown detector kind {name!r}; known kinds: {', '.join(KINDS)}") from None
+
+
+def _rotate(pixels: np.ndarray, variant: int) -> np.ndarray:
+    # np.rot90 turns counter-clockwise; variant 0, 1, 2 -> 90, 180, 270 degrees.
+    return np.rot90(pixels, k=variant + 1)
+
+
+def _invert(pixels: np.ndarray, variant: int) -> np.ndarray:
+    # "max - x" on the displayed image: what a film shown with the wrong photometric looks like.
+    return np.float32(pixels.max()) - pixels
+
+
+def _mirror(pixels: np.ndarray, variant: int) -> np.ndarray:
+    return pixels[:, ::-1]
+
+
+register(Kind("rotation", "upright (negative) vs rotated by 90, 180 or 270 degrees (positive, balanced)",
+              _rotate, ("rot90", "rot180", "rot270")))
+register(Kind("inversion", "upright vs pixel-inverted (max - x on the displayed image)", _invert, ("inverted",)))
+register(Kind("flip", "upright vs left-right mirrored", _mirror, ("mirrored",)))
+register(Kind("custom", "trained from labelled positives and negatives (e.g. laterals vs frontals)"))

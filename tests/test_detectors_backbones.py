@@ -1,0 +1,137 @@
+"""Backbones: the weights routes (imagenet offline, PATH, none) and batch-norm momentum 0.9 everywhere."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from detectors import backbones  # noqa: E402
+from detectors.backbones import BN_MOMENTUM, WeightsError, build, resolve_weights  # noqa: E402
+
+
+def _bn_layers(model):
+    return [layer for layer in backbones._all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+@pytest.fixture
+def empty_keras_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+
+    def no_download(*args, **kwargs):  # the imagenet route must never reach for the network
+        raise AssertionError("tried to download weights")
+
+    monkeypatch.setattr(keras.utils, "get_file", no_download)
+    return tmp_path / "keras_home"
+
+
+def test_imagenet_offline_fails_fast_with_a_way_out(empty_keras_home):
+    with pytest.raises(WeightsError) as info:
+        resolve_weights("resnet50", "imagenet")
+    message = str(info.value)
+    assert "--weights PATH" in message and "--weights none" in message
+    assert str(empty_keras_home / "models" / backbones.RESNET50_NOTOP_FILE) in message
+
+
+def test_imagenet_is_taken_from_keras_cache_when_present(empty_keras_home):
+    cached = empty_keras_home / "models" / backbones.RESNET50_NOTOP_FILE
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"placeholder")
+    assert resolve_weights("resnet50", "imagenet") == str(cached)
+    with pytest.raises(WeightsError, match="compact"):
+        resolve_weights("compact", "imagenet")
+
+
+def test_weights_argument_errors_are_clear(tmp_path):
+    assert resolve_weights("compact", "none") is None
+    with pytest.raises(WeightsError, match="no such file"):
+        resolve_weights("resnet50", str(tmp_path / "missing.h5"))
+    (tmp_path / "w.txt").write_text("x")
+    with pytest.raises(WeightsError, match="weights file"):
+        resolve_weights("resnet50", str(tmp_path / "w.txt"))
+    with pytest.raises(ValueError, match="unknown backbone"):
+        resolve_weights("vgg", "none")
+
+
+def test_cli_imagenet_offline_exits_before_reading_any_image(tmp_path, empty_keras_home):
+    from click.testing import CliRunner
+
+    from cleaner.cli import main
+
+    (tmp_path / "normals").mkdir()
+    result = CliRunner().invoke(
+        main, ["train-detector", "rotation", "--normals", str(tmp_path / "normals"), "--out", str(tmp_path / "b")]
+    )
+    assert result.exit_code == 2
+    assert "--weights none" in result.output and "decoding" not in result.output
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.fixture(scope="module")
+def donor_resnet50():
+    keras.utils.set_random_seed(1)
+    return keras.applications.ResNet50(include_top=False, weights=None, input_shape=(32, 32, 3), pooling="avg")
+
+
+@pytest.mark.parametrize("file_name", ["resnet50_notop.weights.h5", "resnet50_notop.h5"])
+def test_resnet50_weights_path_route_loads_the_file_the_test_writes(tmp_path, donor_resnet50, file_name):
+    """Keras 3 ``.weights.h5`` and the legacy ``.h5`` layout of the file Keras caches for imagenet."""
+    path = tmp_path / file_name
+    if file_name.endswith(".weights.h5"):
+        donor_resnet50.save_weights(path)
+    else:
+        import h5py
+        from keras.src.legacy.saving import legacy_h5_format
+
+        with h5py.File(path, "w") as f:
+            legacy_h5_format.save_weights_to_hdf5_group(f, donor_resnet50)
+    keras.utils.set_random_seed(2)  # a fresh build would differ without the file
+    model, base = build("resnet50", 32, resolve_weights("resnet50", str(path)))
+    assert base is not None
+    for got, want in zip(base.get_weights(), donor_resnet50.get_weights()):
+        np.testing.assert_array_equal(got, want)
+    assert model.input_shape == (None, 32, 32, 1) and model.output_shape == (None, 1)
+    assert {layer.momentum for layer in _bn_layers(model)} == {BN_MOMENTUM}
+
+
+def test_mismatched_weights_file_is_a_clear_error(tmp_path):
+    other = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    path = tmp_path / "other.weights.h5"
+    other.save_weights(path)
+    with pytest.raises(WeightsError, match="cannot load"):
+        build("compact", 32, str(path))
+
+
+def test_every_batchnorm_layer_has_momentum_0_9_resnet50_included():
+    model, _ = build("resnet50", 32)
+    bns = _bn_layers(model)
+    assert len(bns) == 53  # all of ResNet50's, inside the nested application model
+    assert {layer.momentum for layer in bns} == {BN_MOMENTUM}
+    compact, _ = build("compact", 32)
+    assert _bn_layers(compact) and {layer.momentum for layer in _bn_layers(compact)} == {BN_MOMENTUM}
+
+
+def test_compact_model_is_small_and_takes_grey_unit_input(tmp_path):
+    model, base = build("compact", 256)
+    assert base is None and model.input_shape == (None, 256, 256, 1)
+    model.save(tmp_path / "m.keras")
+    assert (tmp_path / "m.keras").stat().st_size <= 5 * 1024 * 1024
+    out = np.asarray(model(np.random.default_rng(0).random((2, 256, 256, 1), dtype=np.float32)))
+    assert out.shape == (2, 1) and ((out >= 0) & (out <= 1)).all()
+
+
+def test_recalibration_replaces_stale_batchnorm_statistics():
+    """Moving statistics left from other data are replaced by the average over the given batches."""
+    model, _ = build("compact", 32)
+    rng = np.random.default_rng(0)
+    batches = [(rng.random((8, 32, 32, 1), dtype=np.float32) * 0.2 + 0.7, None) for _ in range(4)]
+    first_bn = _bn_layers(model)[0]
+    before = np.asarray(first_bn.moving_mean).copy()
+    used = backbones.recalibrate_batchnorm(model, batches)
+    assert used == 4
+    # expected: the mean over batches of each batch's per-channel mean of the stem conv output
+    stem = keras.Model(model.input, model.get_layer("stem_conv").output)
+    want = np.mean([np.asarray(stem(x)).mean(axis=(0, 1, 2)) for x, _ in batches], axis=0)
+    np.testing.assert_allclose(np.asarray(first_bn.moving_mean), want, rtol=1e-3, atol=1e-5)
+    assert not np.allclose(before, want)
+    assert first_bn.momentum == BN_MOMENTUM
