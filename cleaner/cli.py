@@ -61,10 +61,10 @@ def inspect(paths, csv_path, workers, strict, quiet):
 
 
 # Each command group lives in its own module and registers itself on ``main``.
+from . import cli_train  # noqa: E402,F401
 from . import cli_scan  # noqa: E402,F401
 from . import cli_review  # noqa: E402,F401
 from . import cli_demo  # noqa: E402,F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()
-from . import cli_train  # noqa: E402,F401
