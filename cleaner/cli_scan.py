@@ -11,9 +11,10 @@ from .cli import main
 @main.command(
     epilog="""\b
 Examples:
+  cxclean scan archive/ --out scan_out/                  the bundled default detectors
   cxclean scan /data/pacs_export --detectors detectors/ --out scan_out/ --min-age 10
   cxclean scan archive/ --detector bundles/rotation --detector bundles/inversion --out scan_out/
-  cxclean scan archive/ --out ages_out/ --min-age 18 --metadata Data_Entry_2017.csv \\
+  cxclean scan archive/ --out ages_out/ --no-default-detectors --min-age 18 --metadata Data_Entry_2017.csv \\
       --id-column "Image Index" --age-column "Patient Age" --unknown-age exclude
   cxclean scan archive/ --detectors detectors/ --out scan_out/ --resume      after a crash or Ctrl-C
   cxclean scan archive/ --detectors detectors/ --out scan_out/ --threshold rotation=0.8 --overwrite
@@ -41,10 +42,12 @@ Examples:
 @click.option("--resume", is_flag=True, help="Continue an interrupted scan in --out (same settings).")
 @click.option("--overwrite", is_flag=True, help="Replace the results of an earlier scan in --out.")
 @click.option("--no-review", is_flag=True, help="Do not copy flagged images into review/.")
+@click.option("--no-default-detectors", is_flag=True,
+              help="With no --detectors/--detector, do not fall back to the bundled defaults (e.g. an age-only scan).")
 @click.option("--dry-run", is_flag=True, help="List the files that would be scanned and the detectors; read nothing.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def scan(archive, out, detector_dirs, detector_paths, thresholds, min_age, unknown_age, metadata, id_column,
-         age_column, workers, batch_size, resume, overwrite, no_review, dry_run, quiet):
+         age_column, workers, batch_size, resume, overwrite, no_review, no_default_detectors, dry_run, quiet):
     """Score every image in ARCHIVE (a folder, an image, or a CSV whose 'path' column lists files)
     with every detector in one pass; write per-file scores, exclusions, errors and review copies.
 
@@ -55,6 +58,10 @@ def scan(archive, out, detector_dirs, detector_paths, thresholds, min_age, unkno
 
     try:
         if dry_run:
+            if not (detector_dirs or detector_paths or no_default_detectors):
+                from .scan import default_detector_dirs
+
+                detector_dirs = default_detector_dirs()
             _dry_run(archive, detector_dirs, detector_paths, plan, resolve_bundle_paths)
             return
         if not out:
@@ -66,6 +73,7 @@ def scan(archive, out, detector_dirs, detector_paths, thresholds, min_age, unkno
             thresholds=parse_threshold_overrides(thresholds), min_age=min_age, unknown_age=unknown_age,
             metadata=metadata, id_column=id_column, age_column=age_column, workers=workers,
             batch_size=batch_size, resume=resume, overwrite=overwrite, review=not no_review, progress=not quiet,
+            default_detectors=not no_default_detectors,
         )
     except (ScanError, MetadataError) as exc:
         raise click.ClickException(str(exc)) from None

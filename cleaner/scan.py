@@ -13,6 +13,7 @@ import csv
 import datetime as _dt
 import json
 import os
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -390,11 +391,13 @@ def scan_archive(
     overwrite: bool = False,
     review: bool = True,
     progress: bool = True,
+    default_detectors: bool = True,
 ) -> dict:
     """Scan ``archive`` (folder, image or CSV list) into ``out``; returns the summary (also summary.json).
 
     ``detectors`` are bundle folders or loaded ``Detector`` objects; ``detector_dirs`` adds every
-    bundle below each folder. Raises ``ScanError`` for anything that stops the scan before it starts.
+    bundle below each folder. With none of either, the bundled default detectors are used (and the
+    scan says so) unless ``default_detectors`` is False, which leaves an age-only scan. Raises ``ScanError`` for anything that stops the scan before it starts.
     """
     t0 = time.perf_counter()
     started = _utc_now()
@@ -415,9 +418,13 @@ def scan_archive(
     loaded = [d for d in detectors if not isinstance(d, (str, os.PathLike))]
     if detector_dirs or bundle_paths:
         bundle_paths = resolve_bundle_paths(detector_dirs, bundle_paths)
-    if not bundle_paths and not loaded and min_age is None:
-        bundle_paths = resolve_bundle_paths(default_detector_dirs(), ())
-        if not bundle_paths:
+    if not bundle_paths and not loaded:
+        defaults = default_detector_dirs() if default_detectors else []
+        if defaults:
+            bundle_paths = resolve_bundle_paths(defaults, ())
+            print(f"No detectors given: using the bundled defaults ({', '.join(p.name for p in bundle_paths)}) "
+                  f"from {defaults[0]}", file=sys.stderr)
+        elif min_age is None:
             raise ScanError("no detectors given: pass --detectors DIR or --detector BUNDLE, and/or --min-age YEARS")
     dets = load_scan_detectors(list(loaded) + list(bundle_paths), thresholds)
     names = [d.name for d in dets]

@@ -256,7 +256,7 @@ def test_journal_drops_a_half_written_last_line(built_archive, rule_bundles, tmp
 def test_age_filter_alone_without_detectors(built_archive, tmp_path):
     out = tmp_path / "out"
     summary = scan_archive(built_archive.root, out, min_age=MIN_AGE, unknown_age="exclude",
-                           metadata=built_archive.metadata_csv, workers=1, progress=False)
+                           metadata=built_archive.metadata_csv, workers=1, progress=False, default_detectors=False)
     rows = read_csv(out / "scores.csv")
     assert list(rows[0].keys()) == so.score_columns([])
     got = {r["path"]: r["reasons"] for r in rows}
@@ -275,7 +275,7 @@ def test_age_filter_alone_without_detectors(built_archive, tmp_path):
 
 def test_cli_errors_are_clear(built_archive, tmp_path):
     runner = CliRunner()
-    res = runner.invoke(main, ["scan", str(built_archive.root), "--out", str(tmp_path / "o")])
+    res = runner.invoke(main, ["scan", str(built_archive.root), "--out", str(tmp_path / "o"), "--no-default-detectors"])
     assert res.exit_code != 0 and "no detectors given" in res.output
     res = runner.invoke(main, ["scan", str(built_archive.root), "--out", str(built_archive.root / "out"),
                                "--min-age", "10"])
@@ -306,7 +306,7 @@ def test_cli_scan_prints_summary_and_scans_a_csv_list(built_archive, tmp_path):
     listing.write_text("path,label\narchive/site2/scan.jpg,a\narchive/dicom/child.dcm,b\narchive/missing.png,c\n")
     out = tmp_path / "out"
     res = CliRunner().invoke(main, ["scan", str(listing), "--out", str(out), "--min-age", "10", "--metadata",
-                                    str(built_archive.metadata_csv), "--workers", "1", "-q"])
+                                    str(built_archive.metadata_csv), "--workers", "1", "-q", "--no-default-detectors"])
     assert res.exit_code == 0, res.output
     assert "Scanned 3 file(s)" in res.output and "excluded for age<10: 2" in res.output
     rows = read_csv(out / "scores.csv")
@@ -324,7 +324,7 @@ def test_scan_real_dicom_age_filter(shared_data, tmp_path):
 
     archive = shared_data / "dicom"
     n = sum(1 for _ in walk_archive(archive, WalkStats()))
-    summary = scan_archive(archive, tmp_path / "out", min_age=10, workers=2, progress=False)
+    summary = scan_archive(archive, tmp_path / "out", min_age=10, workers=2, progress=False, default_detectors=False)
     rows = read_csv(tmp_path / "out" / "scores.csv")
     assert len(rows) == n == summary["files"]
     assert summary["ok"] + summary["errors"] == n

@@ -1,0 +1,85 @@
+"""Train the default detectors shipped inside the package (rotation, inversion, flip) on ../shared/data/nih.
+
+    python scripts/train_default_detectors.py                 # -> detectors/default_bundles/<kind>/
+    python scripts/train_default_detectors.py --kinds flip --image-size 192
+
+Reproducible: fixed seed, the NIH list is sorted, and every patient with a film in the bundled demo
+sample (demo/nih, see data_manifests/demo_nih.csv) is left out so the quick start never scores a
+film (or a patient) its detectors were trained on. Each bundle's training manifest is copied to
+data_manifests/default_<kind>_training.csv with paths relative to the shared data folder.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+NIH_LICENCE = "NIH ChestX-ray14: released without restrictions on use (public domain)"
+
+
+def nih_training_list(data: Path, out_csv: Path) -> tuple[Path, int]:
+    """NIH films minus the demo sample's patients, as path,patient_id,view (absolute paths)."""
+    import pandas as pd
+
+    meta = pd.read_csv(data / "nih" / "metadata.csv", dtype=str, keep_default_na=False).sort_values("path")
+    demo = pd.read_csv(REPO / "data_manifests" / "demo_nih.csv", dtype=str)
+    held_out = set(demo["patient_id"])
+    keep = meta[~meta["patient_id"].isin(held_out)].copy()
+    keep["path"] = [str(data / "nih" / p) for p in keep["path"]]
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    keep[["path", "patient_id", "view"]].to_csv(out_csv, index=False)
+    return out_csv, len(meta) - len(keep)
+
+
+def publish_manifest(bundle: Path, kind: str, data: Path) -> Path:
+    """The bundle's training manifest in data_manifests/ format, paths relative to the shared data."""
+    import pandas as pd
+
+    table = pd.read_csv(bundle / "training_manifest.csv", dtype=str, keep_default_na=False)
+    root = str(data.resolve()) + os.sep
+    table["path"] = [p[len(root):] if p.startswith(root) else p for p in table["path"]]
+    table.insert(2, "source_dataset", "NIH Clinical Center ChestX-ray14")
+    table.insert(3, "licence", NIH_LICENCE)
+    target = REPO / "data_manifests" / f"default_{kind}_training.csv"
+    table.to_csv(target, index=False)
+    table.to_csv(bundle / "training_manifest.csv", index=False)  # the shipped bundle carries no local paths
+    return target
+
+
+def main(argv=None) -> int:
+    default_data = Path(os.environ.get("CXCLEAN_SHARED_DATA") or REPO.parent / "shared" / "data")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=default_data)
+    parser.add_argument("--kinds", nargs="+", default=["rotation", "inversion", "flip"])
+    parser.add_argument("--out", type=Path, default=REPO / "detectors" / "default_bundles")
+    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--copies", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    import detectors
+
+    normals, dropped = nih_training_list(args.data, args.out.parent / "_default_training" / "nih_normals.csv")
+    print(f"training list {normals}: demo patients' films left out: {dropped}")
+    for kind in args.kinds:
+        bundle = args.out / kind
+        if bundle.exists():
+            shutil.rmtree(bundle)
+        det = detectors.train(kind, normals, out=bundle, backbone="compact", weights="none",
+                              image_size=args.image_size, epochs=args.epochs, copies=args.copies, seed=args.seed)
+        size = sum(f.stat().st_size for f in bundle.iterdir() if f.is_file()) / 1e6
+        print(f"{kind}: {det.version} threshold {det.threshold:.4f}, bundle {size:.2f} MB, manifest "
+              f"{publish_manifest(bundle, kind, args.data)}")
+    shutil.rmtree(args.out.parent / "_default_training", ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
