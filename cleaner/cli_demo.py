@@ -46,3 +46,36 @@ def run(out, data, workers, overwrite):
     from .demo import run_demo
 
     return run_demo(out, data=data, workers=workers, overwrite=overwrite)
+
+
+@main.command(
+    "evaluate-archive",
+    epilog="""\b
+Examples:
+  python benchmarks/build_dev_archive.py --out /tmp/cxdev/archive
+  cxclean scan /tmp/cxdev/archive --out /tmp/cxdev/scan
+  cxclean evaluate-archive /tmp/cxdev/scan /tmp/cxdev/archive_truth.csv --json /tmp/cxdev/eval.json
+  cxclean evaluate-archive scan_out/ truth.csv --target lateral_v2=lateral""",
+)
+@click.argument("scan_out", type=click.Path(exists=True, file_okay=False))
+@click.argument("truth_csv", type=click.Path(exists=True, dir_okay=False))
+@click.option("--target", "targets", multiple=True, metavar="DETECTOR=TRUTH[,TRUTH]",
+              help="Which truth labels a custom detector is meant to find (default: from its kind or name).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the full result as JSON.")
+def evaluate_archive_cmd(scan_out, truth_csv, targets, json_path):
+    """Judge a finished scan against a truth table (path,truth[,source,role]): precision, recall and AUC per
+    detector, flag rates per truth label, false positives by source folder, upright films flagged, corrupt
+    files reported. Reads the scan's own scores.csv; nothing is re-scored."""
+    from .evaluate_archive import evaluate, format_report, write_report
+
+    overrides = {}
+    for item in targets:
+        name, sep, labels = item.partition("=")
+        if not sep or not labels:
+            raise click.BadParameter(f"{item!r}: expected DETECTOR=TRUTH[,TRUTH]", param_hint="--target")
+        overrides[name.strip()] = [t.strip() for t in labels.split(",") if t.strip()]
+    result = evaluate(scan_out, truth_csv, overrides)
+    click.echo(format_report(result))
+    if json_path:
+        write_report(result, json_path)
+        click.echo(f"\nfull result: {json_path}")

@@ -61,3 +61,21 @@ def test_evaluate_counts_exactly(tmp_path):
     fps = {(f["detector"], f["source"], f["truth"]): f["count"] for f in result["false_positives"]}
     assert fps == {("rotation", "s1", "upright"): 1, ("rotation", "lat", "lateral"): 1}
     assert "Upright adult frontal films flagged by any detector: 1/2" in format_report(result)
+
+
+def test_evaluate_archive_cli(tmp_path):
+    from click.testing import CliRunner
+
+    from cleaner.cli import main
+
+    test_evaluate_counts_exactly(tmp_path)  # leaves tmp_path/scan and tmp_path/truth.csv
+    result = CliRunner().invoke(main, ["evaluate-archive", str(tmp_path / "scan"), str(tmp_path / "truth.csv"),
+                                       "--json", str(tmp_path / "e.json"), "--target", "inversion=inverted,hflip"])
+    assert result.exit_code == 0, result.output
+    assert "Corrupt files in errors.csv: 1/1" in result.output
+    import json
+
+    per = {d["detector"]: d for d in json.loads((tmp_path / "e.json").read_text())["per_detector"]}
+    assert per["inversion"]["targets"] == "hflip/inverted"
+    bad = CliRunner().invoke(main, ["evaluate-archive", str(tmp_path / "scan"), str(tmp_path / "truth.csv"), "--target", "x"])
+    assert bad.exit_code != 0 and "DETECTOR=TRUTH" in bad.output
