@@ -1,9 +1,13 @@
 """The ``cxclean`` command line: a thin Click layer over the Python API."""
 from __future__ import annotations
 
+import os
 import sys
 
 import click
+
+# TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notes) is noise to a user; errors still show.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from . import __version__
 

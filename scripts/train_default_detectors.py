@@ -14,17 +14,27 @@ import argparse
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+#: the settings the shipped bundles were trained with (flip: AP films repeated, longer patience)
+SETTINGS = {
+    "rotation": dict(epochs=20, patience=6, ap_weight=1),
+    "inversion": dict(epochs=20, patience=6, ap_weight=1),
+    "flip": dict(epochs=35, patience=8, ap_weight=4),
+}
 NIH_LICENCE = "NIH ChestX-ray14: released without restrictions on use (public domain)"
 
 
-def nih_training_list(data: Path, out_csv: Path) -> tuple[Path, int]:
-    """NIH films minus the demo sample's patients, as path,patient_id,view (absolute paths)."""
+def nih_training_list(data: Path, out_csv: Path, ap_weight: int = 1) -> tuple[Path, int]:
+    """NIH films minus the demo sample's patients, as path,patient_id,view,weight (absolute paths).
+
+    ``ap_weight`` repeats AP films per epoch: NIH is 83 % PA, while ICU archives are mostly AP portable films.
+    """
     import pandas as pd
 
     meta = pd.read_csv(data / "nih" / "metadata.csv", dtype=str, keep_default_na=False).sort_values("path")
@@ -33,7 +43,8 @@ def nih_training_list(data: Path, out_csv: Path) -> tuple[Path, int]:
     keep = meta[~meta["patient_id"].isin(held_out)].copy()
     keep["path"] = [str(data / "nih" / p) for p in keep["path"]]
     out_csv.parent.mkdir(parents=True, exist_ok=True)
-    keep[["path", "patient_id", "view"]].to_csv(out_csv, index=False)
+    keep["weight"] = [ap_weight if v.upper() == "AP" else 1 for v in keep["view"]]
+    keep[["path", "patient_id", "view", "weight"]].to_csv(out_csv, index=False)
     return out_csv, len(meta) - len(keep)
 
 
@@ -59,25 +70,33 @@ def main(argv=None) -> int:
     parser.add_argument("--kinds", nargs="+", default=["rotation", "inversion", "flip"])
     parser.add_argument("--out", type=Path, default=REPO / "detectors" / "default_bundles")
     parser.add_argument("--image-size", type=int, default=128)
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=None, help="default: per kind, see SETTINGS")
     parser.add_argument("--copies", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ap-weight", type=int, default=None, help="AP film repeats per epoch (default: per kind)")
+    parser.add_argument("--patience", type=int, default=None, help="default: per kind")
     args = parser.parse_args(argv)
 
     import detectors
 
-    normals, dropped = nih_training_list(args.data, args.out.parent / "_default_training" / "nih_normals.csv")
-    print(f"training list {normals}: demo patients' films left out: {dropped}")
+    tmp = Path(tempfile.mkdtemp(prefix="cxclean_defaults_"))
     for kind in args.kinds:
+        settings = dict(SETTINGS.get(kind, SETTINGS["rotation"]))
+        settings.update({k: v for k, v in (("epochs", args.epochs), ("patience", args.patience),
+                                           ("ap_weight", args.ap_weight)) if v is not None})
+        ap_weight = settings["ap_weight"]
+        normals, dropped = nih_training_list(args.data, tmp / f"nih_normals_ap{ap_weight}.csv", ap_weight)
+        print(f"{kind}: training list {normals} (AP weight {ap_weight}); demo patients' films left out: {dropped}")
         bundle = args.out / kind
         if bundle.exists():
             shutil.rmtree(bundle)
         det = detectors.train(kind, normals, out=bundle, backbone="compact", weights="none",
-                              image_size=args.image_size, epochs=args.epochs, copies=args.copies, seed=args.seed)
+                              patience=settings["patience"], epochs=settings["epochs"],
+                              image_size=args.image_size, copies=args.copies, seed=args.seed)
         size = sum(f.stat().st_size for f in bundle.iterdir() if f.is_file()) / 1e6
         print(f"{kind}: {det.version} threshold {det.threshold:.4f}, bundle {size:.2f} MB, manifest "
               f"{publish_manifest(bundle, kind, args.data)}")
-    shutil.rmtree(args.out.parent / "_default_training", ignore_errors=True)
+    shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

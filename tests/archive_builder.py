@@ -8,13 +8,14 @@ tested end to end without training. Reused by other test modules: import from ``
 """
 from __future__ import annotations
 
-import datetime
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+import imagegen
 
 FILM_SHAPE = (72, 56)  # height, width: not square, so the scan's square resize is exercised
 
@@ -51,46 +52,9 @@ def write_jpeg(path: Path, x: np.ndarray) -> Path:
 def write_dicom(path: Path, x: np.ndarray, *, photometric: str = "MONOCHROME2", age: str | None = None,
                 birth_date: str | None = None, study_date: str | None = "20200101", uid_seed: str = "") -> Path:
     """A 12-bit DICOM that a viewer shows as ``x`` (MONOCHROME1 is stored inverted, as on a real CR)."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
     path.parent.mkdir(parents=True, exist_ok=True)
-    maxv = 4095
-    stored = np.round(x * maxv).astype(np.int32)
-    if photometric == "MONOCHROME1":
-        stored = maxv - stored
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
-    meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=[uid_seed or path.name, "sop"])
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.PatientID = f"P-{path.stem}"
-    ds.PatientSex = "F"
-    if age is not None:
-        ds.PatientAge = age
-    if birth_date:
-        ds.PatientBirthDate = birth_date
-    if study_date:
-        ds.StudyDate = study_date
-    ds.StudyInstanceUID = generate_uid(entropy_srcs=[uid_seed or path.name, "study"])
-    ds.SeriesInstanceUID = generate_uid(entropy_srcs=[uid_seed or path.name, "series"])
-    ds.Modality = "DX"
-    ds.ViewPosition = "PA"
-    ds.BodyPartExamined = "CHEST"
-    ds.ContentDate = datetime.date(2020, 1, 1).strftime("%Y%m%d")
-    ds.Rows, ds.Columns = x.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = photometric
-    ds.BitsAllocated = 16
-    ds.BitsStored = 12
-    ds.HighBit = 11
-    ds.PixelRepresentation = 0
-    ds.PixelData = stored.astype(np.uint16).tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return path
+    return imagegen.write_dicom(path, x, photometric=photometric, age=age, birth_date=birth_date,
+                                study_date=study_date, patient_id=f"P-{path.stem}", uid_seed=uid_seed or path.name)
 
 
 @dataclass

@@ -62,8 +62,14 @@ def write_dicom(
     patient_id: str = "P1",
     study_uid: str | None = None,
     preamble: bool = True,
+    uid_seed: str | None = None,
 ) -> Path:
-    """A DICOM file holding ``pixels`` so that a viewer shows exactly ``pixels`` (MONOCHROME1 stored inverted)."""
+    """A DICOM file holding ``pixels`` so that a viewer shows exactly ``pixels`` (MONOCHROME1 stored inverted).
+
+    With ``uid_seed`` the UIDs are derived from it, so the same call writes the same bytes."""
+    def uid(part):
+        return generate_uid(entropy_srcs=[uid_seed, part]) if uid_seed else generate_uid()
+
     maxv = 2**bits - 1
     stored = np.round(pixels * maxv).astype(np.int32)
     if photometric == "MONOCHROME1":
@@ -73,7 +79,7 @@ def write_dicom(
     dtype = np.int16 if signed else np.uint16
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray Image Storage - For Presentation
-    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.MediaStorageSOPInstanceUID = uid("sop")
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()
     ds.file_meta = meta
@@ -87,8 +93,8 @@ def write_dicom(
         ds.PatientBirthDate = birth_date
     if study_date:
         ds.StudyDate = study_date
-    ds.StudyInstanceUID = study_uid or generate_uid()
-    ds.SeriesInstanceUID = generate_uid()
+    ds.StudyInstanceUID = study_uid or uid("study")
+    ds.SeriesInstanceUID = uid("series")
     ds.Modality = "DX"
     ds.ViewPosition = view
     ds.BodyPartExamined = "CHEST"
