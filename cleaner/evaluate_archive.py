@@ -62,12 +62,14 @@ def evaluate(scan_out: str | Path, truth_csv: str | Path, overrides: dict | None
         frontal = ok.role.isin(frontal_roles)
         tp, fp = int((flag & pos).sum()), int((flag & ~pos).sum())
         fp_frontal = int((flag & ~pos & frontal).sum())
+        fp_upright = int((flag & (ok.truth == "upright")).sum())  # a good film lost: the error that matters most
         per_detector.append(dict(
             detector=name, targets="/".join(sorted(targets[name])), positives=int(pos.sum()),
             flagged=int(flag.sum()), true_pos=tp, false_pos=fp,
             recall=tp / max(int(pos.sum()), 1),
             precision=tp / max(tp + fp, 1),
             precision_frontal=tp / max(tp + fp_frontal, 1),
+            precision_vs_upright=tp / max(tp + fp_upright, 1),
             auc=float(roc_auc_score(pos, score)) if 0 < pos.sum() < len(pos) else float("nan"),
             auc_frontal=float(roc_auc_score(pos[frontal], score[frontal])) if 0 < pos[frontal].sum() < frontal.sum() else float("nan"),
         ))
@@ -96,7 +98,8 @@ def evaluate(scan_out: str | Path, truth_csv: str | Path, overrides: dict | None
 
 
 def format_report(result: dict) -> str:
-    lines = ["Per detector (on every readable file; *_frontal: upright and planted frontal films only)"]
+    lines = ["Per detector (on every readable file; *_frontal: upright and planted frontal films only;",
+             "precision_vs_upright: only flagged upright films count as false positives)"]
     det = pd.DataFrame(result["per_detector"])
     if len(det):
         lines.append(det.to_string(index=False, float_format=lambda v: f"{v:.4f}"))

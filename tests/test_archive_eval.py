@@ -55,6 +55,7 @@ def test_evaluate_counts_exactly(tmp_path):
     rot = next(d for d in result["per_detector"] if d["detector"] == "rotation")
     assert (rot["positives"], rot["flagged"], rot["true_pos"], rot["false_pos"]) == (2, 3, 1, 2)
     assert rot["recall"] == 0.5 and abs(rot["precision"] - 1 / 3) < 1e-9 and rot["precision_frontal"] == 0.5
+    assert rot["precision_vs_upright"] == 0.5  # the lateral flagged as rotated is not a good film lost
     assert abs(rot["auc"] - 4 / 6) < 1e-9  # positives 0.95, 0.2 against 0.9, 0.1, 0.8: 4 of 6 pairs ordered
     assert result["upright_adult_frontal"] == dict(files=2, flagged_by_any=1, rate=0.5)
     assert result["corrupt"] == dict(files=1, in_errors_csv=1)
