@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -148,7 +149,9 @@ def _decode(path: Path, ds, meta: ImageMeta) -> np.ndarray:
 
 def read_dicom(path: Path) -> LoadedImage:
     try:
-        ds = pydicom.dcmread(path, force=True)
+        with warnings.catch_warnings():  # pydicom warns about each invalid value; a bad file gets one clear error
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(path, force=True)
     except InvalidDicomError as exc:
         raise ImageReadError(path, f"not a valid DICOM file: {exc}") from None
     except Exception as exc:

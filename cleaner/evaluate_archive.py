@@ -84,7 +84,10 @@ def evaluate(scan_out: str | Path, truth_csv: str | Path, overrides: dict | None
         for (source, truth_label), group in fps.groupby(["source", "truth"]):
             false_pos.append(dict(detector=name, source=source, truth=truth_label, count=len(group),
                                   examples=";".join(group.path.head(5))))
-    upright_adult = ok[(ok.truth == "upright") & ok.role.isin(frontal_roles)]
+    age_col = "age_years_truth" if "age_years_truth" in ok.columns else "age_years"
+    ages = pd.to_numeric(ok[age_col], errors="coerce") if age_col in ok.columns else pd.Series(float("nan"), index=ok.index)
+    adult = ~(ages < 18)  # unknown ages count as adults
+    upright_adult = ok[(ok.truth == "upright") & ok.role.isin(frontal_roles) & adult]
     corrupt = truth[truth.truth == "corrupt"].path
     return dict(
         files_in_truth=len(truth), missing_from_scores=missing,

@@ -80,3 +80,11 @@ def test_evaluate_archive_cli(tmp_path):
     assert per["inversion"]["targets"] == "hflip/inverted"
     bad = CliRunner().invoke(main, ["evaluate-archive", str(tmp_path / "scan"), str(tmp_path / "truth.csv"), "--target", "x"])
     assert bad.exit_code != 0 and "DETECTOR=TRUTH" in bad.output
+
+
+def test_children_do_not_count_as_adult_uprights(tmp_path):
+    test_evaluate_counts_exactly(tmp_path)
+    truth = pd.read_csv(tmp_path / "truth.csv")
+    truth["age_years"] = [5, None, None, 40, None, None]  # a.png, the flagged upright, is a child
+    truth.to_csv(tmp_path / "truth.csv", index=False)
+    assert evaluate(tmp_path / "scan", tmp_path / "truth.csv")["upright_adult_frontal"] == dict(files=1, flagged_by_any=0, rate=0.0)
