@@ -7,7 +7,12 @@ from pathlib import Path
 
 from .archive_builder import Source, build_archive, load_ages
 
-DEMO_DATA = Path(__file__).resolve().parents[1] / "demo" / "nih"
+def demo_data() -> Path:
+    """The bundled demo films: ``demo/nih`` in the current folder (a clone), else beside the package source."""
+    for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
+        if (base / "demo" / "nih").is_dir():
+            return base / "demo" / "nih"
+    return Path.cwd() / "demo" / "nih"
 
 
 def run_demo(out: str | Path = "demo_out", data: str | Path | None = None, workers: int | None = None,
@@ -17,7 +22,7 @@ def run_demo(out: str | Path = "demo_out", data: str | Path | None = None, worke
     from .review import build_review
     from .scan import ScanError, default_detector_dirs, scan_archive
 
-    data = Path(data) if data else DEMO_DATA
+    data = Path(data) if data else demo_data()
     if not data.is_dir():
         raise ScanError(f"{data}: demo images not found (run from a clone of the cxclean repository, or pass --data)")
     dirs = default_detector_dirs()
