@@ -22,8 +22,17 @@ Examples:
 Run 'cxclean COMMAND --help' for a command's options and examples.""",
 )
 @click.version_option(__version__, prog_name="cxclean")
-def main():
+@click.pass_context
+def main(ctx):
     """cxclean: find rotated, inverted, mirrored and other unwanted films in chest X-ray archives."""
+    if ctx.invoked_subcommand in MODEL_COMMANDS and "--help" not in sys.argv and "-h" not in sys.argv:
+        from .quiet import import_keras_quietly
+
+        import_keras_quietly()
+
+
+#: commands that load Keras (its import is done up front, quietly)
+MODEL_COMMANDS = {"scan", "train-detector", "evaluate", "review", "demo"}
 
 
 @main.command(

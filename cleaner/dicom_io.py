@@ -6,9 +6,7 @@ inverted so that bone is bright, exactly like MONOCHROME2.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import warnings
 from pathlib import Path
 
@@ -19,7 +17,8 @@ from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut
 
 from .ages import age_from_dates, parse_age_string
 from .errors import ImageReadError
-from .images import ImageMeta, LoadedImage, check_frame_size, rgb_to_grey, to_unit_range
+from .quiet import native_stderr_silenced as _native_stderr_silenced
+from .images import ImageMeta, LoadedImage, check_frame_size, note_blank, rgb_to_grey, to_unit_range
 
 # pydicom logs every failed plugin at WARNING; the reason reaches the user through ImageReadError.
 logging.getLogger("pydicom").setLevel(logging.ERROR)
@@ -67,24 +66,6 @@ def _meta(path: Path, ds) -> ImageMeta:
         view_position=_text(ds, "ViewPosition"),
         body_part=_text(ds, "BodyPartExamined"),
     )
-
-
-@contextlib.contextmanager
-def _native_stderr_silenced():
-    """Decoders' C code (libjpeg, GDCM) print to fd 2 on files they refuse; the reason reaches the
-    user through ImageReadError instead, so keep the console clean while they run."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def _gdcm_decode(path: Path, meta: ImageMeta) -> np.ndarray:
@@ -195,4 +176,5 @@ def read_dicom(path: Path) -> LoadedImage:
         raise ImageReadError(path, f"cannot apply DICOM LUTs: {exc}") from None
     if pixels.ndim != 2:
         raise ImageReadError(path, f"unexpected pixel array shape {pixels.shape}")
+    note_blank(pixels, meta)
     return LoadedImage(np.ascontiguousarray(pixels, dtype=np.float32), meta)

@@ -7,6 +7,7 @@ stages need. Format is decided by content, not by file name. Every failure is an
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -91,6 +92,9 @@ def _check_file(path: Path) -> int:
         raise ImageReadError(path, "permission denied") from None
     if path.is_dir():
         raise ImageReadError(path, "is a folder, not a file")
+    if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block or never end when read
+        kind = "named pipe" if stat.S_ISFIFO(st.st_mode) else "socket" if stat.S_ISSOCK(st.st_mode) else "device"
+        raise ImageReadError(path, f"not a regular file ({kind}); not read")
     if st.st_size == 0:
         raise ImageReadError(path, "empty file (0 bytes)")
     if st.st_size > MAX_FILE_BYTES:
@@ -112,8 +116,11 @@ def to_unit_range(arr: np.ndarray) -> np.ndarray:
     arr = np.asarray(arr, dtype=np.float32)
     lo, hi = float(np.min(arr)), float(np.max(arr))
     if not np.isfinite(lo) or not np.isfinite(hi):
-        arr = np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)
-        lo, hi = float(np.min(arr)), float(np.max(arr))
+        finite = np.isfinite(arr)
+        if not finite.any():
+            raise ValueError("no finite pixel values (all NaN or infinite)")
+        lo, hi = float(arr[finite].min()), float(arr[finite].max())
+        arr = np.where(finite, arr, lo)
     if hi <= lo:
         return np.zeros(arr.shape, dtype=np.float32)
     return (arr - lo) / (hi - lo)
@@ -148,7 +155,10 @@ def _read_raster(path: Path, fmt: str) -> LoadedImage:
             if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
                 arr = np.asarray(im)
                 meta.bits = 16 if mode.startswith("I;16") else 32
-                pixels = to_unit_range(arr)
+                try:
+                    pixels = to_unit_range(arr)
+                except ValueError as exc:
+                    raise ImageReadError(path, str(exc)) from None
                 meta.notes.append(f"{meta.bits}-bit values scaled min-max to [0, 1]")
             else:
                 meta.bits = 1 if mode == "1" else 8
@@ -176,7 +186,14 @@ def _read_raster(path: Path, fmt: str) -> LoadedImage:
         raise ImageReadError(path, f"cannot decode {fmt}: {text}") from None
     if pixels.ndim != 2:
         raise ImageReadError(path, f"unexpected pixel array shape {pixels.shape}")
+    note_blank(pixels, meta)
     return LoadedImage(np.ascontiguousarray(pixels, dtype=np.float32), meta)
+
+
+def note_blank(pixels: np.ndarray, meta: ImageMeta) -> None:
+    """A constant image reads, but a reviewer should know it holds nothing."""
+    if pixels.size and float(pixels.max()) == float(pixels.min()):
+        meta.notes.append("blank image (every pixel the same value)")
 
 
 def read_image(path: str | os.PathLike) -> LoadedImage:

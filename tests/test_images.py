@@ -110,3 +110,16 @@ def test_size_limit_is_configurable(tmp_path, film, monkeypatch):
     monkeypatch.setattr(images_mod, "MAX_PIXELS", 1000)
     assert "pixel limit" in _reason(write_png8(tmp_path / "a.png", film))
     assert "pixel limit" in _reason(write_dicom(tmp_path / "a.dcm", film))
+
+
+def test_hostile_files(tmp_path):
+    os.mkfifo(tmp_path / "pipe.png")  # reading it would block forever
+    assert _reason(tmp_path / "pipe.png") == "not a regular file (named pipe); not read"
+    Image.fromarray(np.full((8, 8), np.nan, np.float32)).save(tmp_path / "nan.tif")
+    assert "no finite pixel values" in _reason(tmp_path / "nan.tif")
+    partly = np.random.default_rng(0).random((8, 8)).astype(np.float32)
+    partly[0, 0] = np.inf
+    Image.fromarray(partly).save(tmp_path / "inf.tif")
+    assert np.isfinite(read_image(tmp_path / "inf.tif").pixels).all()
+    blank = read_image(write_png16(tmp_path / "blank.png", np.full((8, 8), 0.5, np.float32)))
+    assert "blank image (every pixel the same value)" in blank.meta.notes and not blank.pixels.any()
