@@ -18,14 +18,24 @@ from PIL import Image
 from .images import read_image
 from .walker import walk_archive
 
-#: truth label -> how the displayed image is altered
+#: truth label -> (detector kind, variant) whose synthesis plants it: one definition of each artefact
 PLANTS = {
-    "rot90": lambda x: np.rot90(x, 1),
-    "rot180": lambda x: np.rot90(x, 2),
-    "rot270": lambda x: np.rot90(x, 3),
-    "inverted": lambda x: 1.0 - x,
-    "hflip": lambda x: x[:, ::-1],
+    "rot90": ("rotation", 0),
+    "rot180": ("rotation", 1),
+    "rot270": ("rotation", 2),
+    "inverted": ("inversion", 0),
+    "hflip": ("flip", 0),
 }
+
+
+def plant_artefact(pixels: np.ndarray, truth: str) -> np.ndarray:
+    """The displayed image with the artefact ``truth``, exactly as training synthesises it."""
+    from detectors.kinds import get_kind
+
+    kind, variant = PLANTS[truth]
+    return get_kind(kind).positive(pixels, variant)
+
+
 TRUTHS = ("upright", *PLANTS, "lateral", "other_body", "corrupt")
 
 
@@ -100,7 +110,7 @@ def build_archive(sources: list[Source], out: str | Path, seed: int = 0, plant: 
             if plant and source.role == "frontal":
                 kind = kinds[i]
                 planted = f"{source.name}/planted/{path.stem}_{i:04d}.png"
-                _save_png(PLANTS[kind](read_image(path).pixels), out / planted)
+                _save_png(plant_artefact(read_image(path).pixels, kind), out / planted)
                 rows.append(dict(path=planted, truth=kind, source=source.name, role=source.role, age_years=age, origin=rel))
     if donor is not None:
         rows += [dict(path=p, truth=t, source="corrupt", role="corrupt", age_years=None, origin="") for p, t in _corrupt_files(out, donor)]

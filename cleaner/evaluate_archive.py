@@ -11,12 +11,10 @@ from pathlib import Path
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-#: detector kind -> the truth labels it exists to find
-KIND_TARGETS = {
-    "rotation": {"rot90", "rot180", "rot270"},
-    "inversion": {"inverted"},
-    "flip": {"hflip"},
-}
+from .archive_builder import PLANTS
+
+#: detector kind -> the truth labels it exists to find (from the artefacts the archive builder plants)
+KIND_TARGETS = {kind: {t for t, (k, _) in PLANTS.items() if k == kind} for kind, _ in PLANTS.values()}
 TRUTH_LABELS = ("upright", "rot90", "rot180", "rot270", "inverted", "hflip", "lateral", "other_body", "corrupt")
 
 
