@@ -10,7 +10,8 @@ import pandas as pd
 REQUIRED = ("path", "sha256", "source_dataset", "licence")
 
 
-def sha256_of(path) -> str:
+def file_sha256(path) -> str:
+    """SHA-256 of a file's bytes, read in blocks (manifests, bundles, metadata tables all use this one)."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -30,7 +31,7 @@ def check_manifest(manifest, base=None) -> list[str]:
         path = Path(row.path) if Path(row.path).is_absolute() else base / row.path
         if not path.is_file():
             problems.append(f"{path}: listed in {manifest.name} but missing")
-        elif sha256_of(path) != row.sha256:
+        elif file_sha256(path) != row.sha256:
             problems.append(f"{path}: sha256 differs from {manifest.name}")
     return problems
 

@@ -60,7 +60,7 @@ class AgeTable:
     def from_csv(cls, path, id_column: str | None = None, age_column: str | None = None) -> "AgeTable":
         import pandas as pd
 
-        from detectors.bundle import file_sha256
+        from .manifests import file_sha256
 
         path = Path(path)
         if not path.is_file():

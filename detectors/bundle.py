@@ -6,7 +6,6 @@ library versions and seed. The model is loaded in Keras safe mode (no arbitrary 
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -16,19 +15,12 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from cleaner.manifests import file_sha256
 from cleaner.preprocess import InputSpec, preprocess
 
 MODEL_FILE = "model.keras"
 INFO_FILE = "detector.json"
 FORMAT_VERSION = 1
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def library_versions() -> dict:

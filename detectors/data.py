@@ -24,7 +24,7 @@ from cleaner.errors import ImageReadError
 from cleaner.parallel import ordered_map
 from cleaner.walker import WalkStats, walk_archive
 
-from .bundle import file_sha256
+from cleaner.manifests import file_sha256
 
 TRUE_LABELS = {"1", "true", "yes", "y", "positive", "pos", "artefact", "artifact"}
 FALSE_LABELS = {"0", "false", "no", "n", "negative", "neg", "normal"}

@@ -11,10 +11,11 @@ from typing import Callable
 
 import numpy as np
 
+from cleaner.manifests import file_sha256
 from cleaner.preprocess import InputSpec
 
 from . import backbones
-from .bundle import INFO_FILE, Detector, file_sha256, save_bundle
+from .bundle import INFO_FILE, Detector, save_bundle
 from .data import Source, decode_sources, list_sources, split_sources, training_set_sha256, write_manifest
 from .kinds import Kind, get_kind
 from .metrics import binary_metrics, choose_threshold, recall_by_variant, save_curves
