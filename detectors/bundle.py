@@ -104,7 +104,7 @@ def save_bundle(model, info: dict, out: str | os.PathLike) -> Path:
         if key not in info:
             raise ValueError(f"detector info lacks {key!r}")
     model_path = out / MODEL_FILE
-    model.save(model_path)
+    inference_copy(model).save(model_path)
     info = dict(info)
     info.setdefault("format_version", FORMAT_VERSION)
     info["model_file"] = MODEL_FILE
@@ -113,6 +113,17 @@ def save_bundle(model, info: dict, out: str | os.PathLike) -> Path:
     info.setdefault("libraries", library_versions())
     (out / INFO_FILE).write_text(json.dumps(info, indent=2, sort_keys=True, default=_json_default) + "\n")
     return out
+
+
+def inference_copy(model):
+    """The same architecture and weights without the optimizer: a bundle only predicts, and Adam's
+    two moment tensors per weight would triple the file."""
+    if getattr(model, "optimizer", None) is None:
+        return model
+    # from_config, not clone_model or model_from_json: those compile the copy again, optimizer and all
+    copy = model.__class__.from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def _json_default(value):

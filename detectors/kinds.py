@@ -4,6 +4,12 @@ A *synthetic* kind turns a presumed-normal image (negative) into its artefact (p
 ``make_positive``, applied to the decoded image before the one preprocessing path runs, so
 nothing but the artefact separates the classes. A *labelled* kind (``custom``) learns from
 examples a person labelled instead. Adding a kind means adding one ``register(Kind(...))`` here.
+
+A kind may name other kinds as *nuisances*: in training, their artefacts are applied at random to
+positives and negatives alike, so the detector learns to ignore them. An inverted film is still
+upright and a rotated film is not inverted: without this, the inversion detector flagged films
+rotated by 180 degrees, and the rotation detector inverted ones, sending them to the wrong
+review folder.
 """
 from __future__ import annotations
 
@@ -21,6 +27,11 @@ class Kind:
     make_positive: Callable[[np.ndarray, int], np.ndarray] | None = None
     #: the distinct artefacts a synthetic kind covers (rotation: 90, 180, 270); positives cycle through them
     variants: tuple[str, ...] = ()
+    #: other synthetic kinds whose artefacts this detector must ignore (applied label-independently in training)
+    nuisances: tuple[str, ...] = ()
+    #: a twin layer (detectors.layers.TWINS) that applies the artefact inside the model, for an
+    #: artefact that undoes itself: the model then compares the image with its twin
+    twin: str | None = None
 
     def __post_init__(self):
         if self.make_positive is not None and not self.variants:
@@ -34,6 +45,18 @@ class Kind:
         if self.make_positive is None:
             raise ValueError(f"detector kind {self.name!r} is trained from labelled examples, not synthesised")
         return np.ascontiguousarray(self.make_positive(pixels, variant % len(self.variants)), dtype=np.float32)
+
+    def add_nuisances(self, pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Each nuisance kind's artefact with probability ``NUISANCE_PROBABILITY`` (a random variant)."""
+        for name in self.nuisances:
+            other = get_kind(name)
+            if rng.random() < NUISANCE_PROBABILITY:
+                pixels = other.positive(pixels, int(rng.integers(0, len(other.variants))))
+        return pixels
+
+
+#: how often each nuisance artefact is applied in training; most films a detector sees are free of them
+NUISANCE_PROBABILITY = 0.25
 
 
 KINDS: dict[str, Kind] = {}
@@ -68,7 +91,9 @@ def _mirror(pixels: np.ndarray, variant: int) -> np.ndarray:
 
 
 register(Kind("rotation", "upright (negative) vs rotated by 90, 180 or 270 degrees (positive, balanced)",
-              _rotate, ("rot90", "rot180", "rot270")))
-register(Kind("inversion", "upright vs pixel-inverted (max - x on the displayed image)", _invert, ("inverted",)))
-register(Kind("flip", "upright vs left-right mirrored", _mirror, ("mirrored",)))
+              _rotate, ("rot90", "rot180", "rot270"), nuisances=("inversion", "flip")))
+register(Kind("inversion", "upright vs pixel-inverted (max - x on the displayed image)", _invert, ("inverted",),
+              nuisances=("rotation", "flip")))
+register(Kind("flip", "upright vs left-right mirrored", _mirror, ("mirrored",), nuisances=("inversion",),
+              twin="mirror"))
 register(Kind("custom", "trained from labelled positives and negatives (e.g. laterals vs frontals)"))

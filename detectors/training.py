@@ -14,10 +14,10 @@ import numpy as np
 from cleaner.manifests import file_sha256
 from cleaner.preprocess import InputSpec
 
-from . import backbones
+from . import backbones, synthesis
 from .bundle import INFO_FILE, Detector, save_bundle
 from .data import Source, decode_sources, list_sources, split_sources, training_set_sha256, write_manifest
-from .kinds import Kind, get_kind
+from .kinds import NUISANCE_PROBABILITY, Kind, get_kind
 from .metrics import binary_metrics, choose_threshold, recall_by_variant, save_curves
 from .synthesis import TrainingBatches, build_eval_set
 
@@ -178,7 +178,7 @@ def train(
     device = use_gpu_if_available()
     policy = keras.mixed_precision.global_policy().name
     try:
-        model, base = backbones.build(backbone, image_size, weights_path)
+        model, base = backbones.build(backbone, image_size, weights_path, twin=kind_def.twin)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     log(f"backbone {backbone} ({model.count_params():,} parameters, weights {weights or 'none'}) on {device} [{policy}]")
@@ -225,11 +225,15 @@ def train(
         _score_sources(
             model, [s for s in sources if s.error is None], kind_def, spec, batch_size, val_src, val_y, scores, val_idx
         )
+        # A presumed normal is suspect when flagged, or when it scores like a typical synthesised
+        # artefact: a real artefact among the normals (NIH holds mirrored films) otherwise pushes the
+        # threshold above itself, and then nothing would be flagged to tell the user why recall fell.
+        suspect_at = min(choice.threshold, float(np.median(scores[val_y == 1])))
         for s in sources:
-            s.suspect = s.score is not None and s.score >= choice.threshold
+            s.suspect = s.score is not None and s.score >= suspect_at
         suspects = [s for s in sources if s.suspect]
         if suspects:
-            log(f"the detector flags {len(suspects)} presumed-normal image(s) as {kind_def.name} artefacts "
+            log(f"{len(suspects)} presumed-normal image(s) score like {kind_def.name} artefacts (>= {suspect_at:.3f}) "
                 f"(suspect=True in {MANIFEST_FILE}; review them, and retrain without those that are):")
             for s in sorted(suspects, key=lambda s: -s.score)[:20]:
                 log(f"  {s.path}  [{s.split}] score {s.score:.3f}, its synthesised artefact {s.artefact_score:.3f}")
@@ -265,10 +269,10 @@ def train(
             "val_fraction": val_fraction,
             "working_max_side": max_side,  # evaluate reuses it
             "batchnorm_momentum": backbones.BN_MOMENTUM,
-            "augmentation": (
-                "crop zoom 1-1.25 with shift, tilt +-7 deg, 0-3 erased patches, gamma 0.7-1.4, "
-                "gaussian noise sigma 0-0.02 (label-independent)"
-            ),
+            "augmentation": synthesis.AUGMENTATION,
+            "nuisances": {"kinds": list(kind_def.nuisances), "probability": NUISANCE_PROBABILITY}
+            if kind_def.nuisances else None,
+            "twin": kind_def.twin,
             "device": device,
             "seconds": round(time.perf_counter() - started, 1),
             "images": {"train": len(train_src), "val": len(val_src), "unreadable": len(bad),

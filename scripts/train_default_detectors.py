@@ -5,7 +5,8 @@
 
 Reproducible: fixed seed, the NIH list is sorted, and every patient with a film in the bundled demo
 sample (demo/nih, see data_manifests/demo_nih.csv) is left out so the quick start never scores a
-film (or a patient) its detectors were trained on. Each bundle's training manifest is copied to
+film (or a patient) its detectors were trained on; so are the NIH films reviewed as artefacts
+themselves (data_manifests/default_training_exclusions.csv). Each bundle's training manifest is copied to
 data_manifests/default_<kind>_training.csv with paths relative to the shared data folder.
 """
 from __future__ import annotations
@@ -27,11 +28,14 @@ SETTINGS = {
     "inversion": dict(epochs=20, patience=6, ap_weight=1),
     "flip": dict(epochs=35, patience=8, ap_weight=4),
 }
+#: NIH films reviewed as artefacts themselves (mirrored), left out of every default detector's training
+EXCLUSIONS = REPO / "data_manifests" / "default_training_exclusions.csv"
 NIH_LICENCE = "NIH ChestX-ray14: released without restrictions on use (public domain)"
 
 
 def nih_training_list(data: Path, out_csv: Path, ap_weight: int = 1) -> tuple[Path, int]:
-    """NIH films minus the demo sample's patients, as path,patient_id,view,weight (absolute paths).
+    """NIH films minus the demo sample's patients and the reviewed artefacts in ``EXCLUSIONS``, as
+    path,patient_id,view,weight (absolute paths).
 
     ``ap_weight`` repeats AP films per epoch: NIH is 83 % PA, while ICU archives are mostly AP portable films.
     """
@@ -40,7 +44,9 @@ def nih_training_list(data: Path, out_csv: Path, ap_weight: int = 1) -> tuple[Pa
     meta = pd.read_csv(data / "nih" / "metadata.csv", dtype=str, keep_default_na=False).sort_values("path")
     demo = pd.read_csv(REPO / "data_manifests" / "demo_nih.csv", dtype=str)
     held_out = set(demo["patient_id"])
-    keep = meta[~meta["patient_id"].isin(held_out)].copy()
+    reviewed = pd.read_csv(EXCLUSIONS, dtype=str)
+    artefacts = {p.split("/", 1)[1] for p in reviewed["path"] if p.startswith("nih/")}
+    keep = meta[~meta["patient_id"].isin(held_out) & ~meta["path"].isin(artefacts)].copy()
     keep["path"] = [str(data / "nih" / p) for p in keep["path"]]
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     keep["weight"] = [ap_weight if v.upper() == "AP" else 1 for v in keep["view"]]

@@ -70,7 +70,8 @@ def test_augmentation_is_the_same_for_both_classes(image, name):
     kind = get_kind(name)
     neg = make_example(image, kind, False, 1, SPEC, np.random.default_rng(11))
     pos = make_example(image, kind, True, 1, SPEC, np.random.default_rng(11))
-    augmented = augment(image, np.random.default_rng(11))
+    rng = np.random.default_rng(11)
+    augmented = kind.add_nuisances(augment(image, rng), rng)
     np.testing.assert_array_equal(neg, preprocess(augmented, SPEC))
     np.testing.assert_array_equal(pos, preprocess(kind.positive(augmented, 1), SPEC))
     assert not np.array_equal(neg, preprocess(image, SPEC))  # augmentation did something
@@ -191,3 +192,31 @@ def test_nih_patient_split_has_no_leakage():
     train_p = {s.patient_id for s in sources if s.split == "train"}
     val_p = {s.patient_id for s in sources if s.split == "val"}
     assert train_p and val_p and not (train_p & val_p)
+
+
+def test_nuisance_artefacts_reach_both_classes_and_only_in_training(image):
+    """The inversion detector must learn that a rotated or mirrored film is not inverted: some of its
+    training negatives are rotated/mirrored uprights, and the positives get the same draws."""
+    kind = get_kind("inversion")
+    assert set(kind.nuisances) == {"rotation", "flip"}
+    orientations = {"upright": 0, "other": 0}
+    for seed in range(40):
+        neg = make_example(image, kind, False, 0, SPEC, np.random.default_rng(seed))
+        pos = make_example(image, kind, True, 0, SPEC, np.random.default_rng(seed))
+        rng = np.random.default_rng(seed)
+        augmented = augment(image, rng)
+        state = kind.add_nuisances(augmented, rng)
+        np.testing.assert_array_equal(pos, preprocess(kind.positive(state, 0), SPEC))
+        orientations["upright" if state is augmented else "other"] += 1
+        np.testing.assert_array_equal(neg, preprocess(state, SPEC))
+    assert orientations["upright"] > orientations["other"] > 0
+    # validation and evaluation (no rng) never see nuisances
+    np.testing.assert_array_equal(make_example(image, kind, False, 0, SPEC), preprocess(image, SPEC))
+
+
+def test_every_nuisance_names_a_registered_synthetic_kind():
+    from detectors.kinds import KINDS
+
+    for kind in KINDS.values():
+        for name in kind.nuisances:
+            assert name != kind.name and get_kind(name).synthetic, (kind.name, name)
