@@ -101,11 +101,9 @@ def _all_layers(model):
             yield from _all_layers(layer)
 
 
-def build(backbone: str, size: int, weights: str | None = None, dropout: float = 0.3, twin: str | None = None):
+def build(backbone: str, size: int, weights: str | None = None, dropout: float = 0.3):
     """The classifier model for ``backbone``; ``weights`` as returned by ``resolve_weights``.
 
-    ``twin`` (a key of ``layers.TWINS``) builds a twin model: one network scores both the image
-    and its twin (e.g. its mirror), and the output is sigmoid(logit(x) - logit(twin(x))).
     Returns (model, base): ``base`` is the pretrained part to freeze for a head-first phase.
     """
     if backbone == "resnet50":
@@ -116,32 +114,8 @@ def build(backbone: str, size: int, weights: str | None = None, dropout: float =
             _load_weights(model, weights)
     else:
         raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
-    if twin is not None:
-        model = twinned(model, twin)
     set_bn_momentum(model)
     return model, base
-
-
-def twinned(model, twin: str):
-    """sigmoid(logit(x) - logit(twin(x))) with one shared network.
-
-    For an artefact that undoes itself (a mirror), the score of the artefact is then exactly one
-    minus the score of the image: the detector judges which of the two looks right instead of
-    how right one looks, so a film from a hospital that looks unlike the training set shifts
-    both logits alike and cancels out. Measured on Hannover's portable films: see README.
-    """
-    import keras
-
-    from .layers import TWINS
-
-    if twin not in TWINS:
-        raise ValueError(f"unknown twin {twin!r}; known: {', '.join(TWINS)}")
-    logit = keras.Model(model.input, model.get_layer("logit").output, name=f"{model.name}_logit")
-    inputs = keras.Input(model.input.shape[1:], name="image")
-    mirrored = TWINS[twin](name=f"{twin}_twin")(inputs)
-    difference = keras.layers.Subtract(name="logit_difference")([logit(inputs), logit(mirrored)])
-    score = keras.layers.Activation("sigmoid", dtype="float32", name="score")(difference)
-    return keras.Model(inputs, score, name=f"{model.name}_{twin}_twin")
 
 
 def _load_weights(model, weights: str):

@@ -29,9 +29,6 @@ class Kind:
     variants: tuple[str, ...] = ()
     #: other synthetic kinds whose artefacts this detector must ignore (applied label-independently in training)
     nuisances: tuple[str, ...] = ()
-    #: a twin layer (detectors.layers.TWINS) that applies the artefact inside the model, for an
-    #: artefact that undoes itself: the model then compares the image with its twin
-    twin: str | None = None
 
     def __post_init__(self):
         if self.make_positive is not None and not self.variants:
@@ -94,6 +91,5 @@ register(Kind("rotation", "upright (negative) vs rotated by 90, 180 or 270 degre
               _rotate, ("rot90", "rot180", "rot270"), nuisances=("inversion", "flip")))
 register(Kind("inversion", "upright vs pixel-inverted (max - x on the displayed image)", _invert, ("inverted",),
               nuisances=("rotation", "flip")))
-register(Kind("flip", "upright vs left-right mirrored", _mirror, ("mirrored",), nuisances=("inversion",),
-              twin="mirror"))
+register(Kind("flip", "upright vs left-right mirrored", _mirror, ("mirrored",), nuisances=("inversion",)))
 register(Kind("custom", "trained from labelled positives and negatives (e.g. laterals vs frontals)"))

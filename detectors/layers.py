@@ -31,14 +31,3 @@ class GreyToBackboneInput(keras.layers.Layer):
         config.update(channels=self.channels, scale=self.scale, offsets=self.offsets)
         return config
 
-
-@keras.saving.register_keras_serializable(package="cxclean")
-class MirrorLeftRight(keras.layers.Layer):
-    """The left-right mirror of (N, H, W, C) images: the flip detector's twin input."""
-
-    def call(self, inputs):
-        return ops.flip(inputs, axis=2)
-
-
-#: twin layers a detector kind may name (see detectors.kinds.Kind.twin)
-TWINS = {"mirror": MirrorLeftRight}

@@ -178,7 +178,7 @@ def train(
     device = use_gpu_if_available()
     policy = keras.mixed_precision.global_policy().name
     try:
-        model, base = backbones.build(backbone, image_size, weights_path, twin=kind_def.twin)
+        model, base = backbones.build(backbone, image_size, weights_path)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     log(f"backbone {backbone} ({model.count_params():,} parameters, weights {weights or 'none'}) on {device} [{policy}]")
@@ -272,7 +272,6 @@ def train(
             "augmentation": synthesis.AUGMENTATION,
             "nuisances": {"kinds": list(kind_def.nuisances), "probability": NUISANCE_PROBABILITY}
             if kind_def.nuisances else None,
-            "twin": kind_def.twin,
             "device": device,
             "seconds": round(time.perf_counter() - started, 1),
             "images": {"train": len(train_src), "val": len(val_src), "unreadable": len(bad),
