@@ -50,12 +50,12 @@ def lateral_labels(data: Path, out: Path) -> Path:
     return path
 
 
-def nih_normals(data: Path, out: Path, ap_weight: int) -> Path:
+def nih_normals(data: Path, out: Path, ap_weight: int, kind: str) -> Path:
     """The default detectors' NIH training list (demo patients and reviewed artefacts left out), AP films
     repeated ``ap_weight`` times per epoch: NIH is 83 % PA, most films of other archives' ICUs are AP."""
     from scripts.train_default_detectors import nih_training_list
 
-    return nih_training_list(data, out / f"nih_ap_weight_{ap_weight}.csv", ap_weight)[0]
+    return nih_training_list(data, out / f"nih_{kind}.csv", ap_weight, kind)[0]
 
 
 def by_view(scores_csv: Path, data: Path, score_column: str) -> str:
@@ -114,7 +114,7 @@ def main(argv=None) -> int:
             m = det.info["metrics"]["validation"]
             where = "ieee held-out (patients unseen)"
         else:
-            det = train(kind, normals=nih_normals(data, out, recipe["ap_weight"]), out=out / kind, **common)
+            det = train(kind, normals=nih_normals(data, out, recipe["ap_weight"], kind), out=out / kind, **common)
             seconds = time.perf_counter() - t0
             m = evaluate(det, normals=data / "hannover" / "images", out=out / f"{kind}_hannover", progress=False)
             where = "hannover (synthetic)"

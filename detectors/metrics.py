@@ -60,6 +60,21 @@ def choose_threshold(y_true, scores, target_precision: float = 0.999) -> Thresho
     return ThresholdChoice(t, target_precision, False, float(precision[i]), float(recall[i]), note)
 
 
+def is_suspect_normal(score: float | None, artefact_score: float | None, threshold: float) -> bool:
+    """Whether a presumed-normal image looks like an artefact itself and deserves a person's look.
+
+    Flagged at the threshold, or scoring above 0.5 *and* above the artefact synthesised from it
+    (the detector finds the image more artefact-like than its own artefact). The second rule
+    matters: one real artefact among the validation normals (NIH holds mirrored and inverted
+    films) pushes the threshold above itself, so the first rule alone never names it.
+    """
+    if score is None:
+        return False
+    if score >= threshold:
+        return True
+    return score >= 0.5 and artefact_score is not None and score > artefact_score
+
+
 def _margin_threshold(scores: np.ndarray, t: float) -> float:
     """Midpoint between the chosen score ``t`` and the next lower validation score.
 

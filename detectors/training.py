@@ -18,7 +18,7 @@ from . import backbones, synthesis
 from .bundle import INFO_FILE, Detector, save_bundle
 from .data import Source, decode_sources, list_sources, split_sources, training_set_sha256, write_manifest
 from .kinds import NUISANCE_PROBABILITY, Kind, get_kind
-from .metrics import binary_metrics, choose_threshold, recall_by_variant, save_curves
+from .metrics import binary_metrics, choose_threshold, is_suspect_normal, recall_by_variant, save_curves
 from .synthesis import TrainingBatches, build_eval_set
 
 MANIFEST_FILE = "training_manifest.csv"
@@ -225,15 +225,11 @@ def train(
         _score_sources(
             model, [s for s in sources if s.error is None], kind_def, spec, batch_size, val_src, val_y, scores, val_idx
         )
-        # A presumed normal is suspect when flagged, or when it scores like a typical synthesised
-        # artefact: a real artefact among the normals (NIH holds mirrored films) otherwise pushes the
-        # threshold above itself, and then nothing would be flagged to tell the user why recall fell.
-        suspect_at = min(choice.threshold, float(np.median(scores[val_y == 1])))
         for s in sources:
-            s.suspect = s.score is not None and s.score >= suspect_at
+            s.suspect = is_suspect_normal(s.score, s.artefact_score, choice.threshold)
         suspects = [s for s in sources if s.suspect]
         if suspects:
-            log(f"{len(suspects)} presumed-normal image(s) score like {kind_def.name} artefacts (>= {suspect_at:.3f}) "
+            log(f"{len(suspects)} presumed-normal image(s) score like {kind_def.name} artefacts "
                 f"(suspect=True in {MANIFEST_FILE}; review them, and retrain without those that are):")
             for s in sorted(suspects, key=lambda s: -s.score)[:20]:
                 log(f"  {s.path}  [{s.split}] score {s.score:.3f}, its synthesised artefact {s.artefact_score:.3f}")

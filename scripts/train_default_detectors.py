@@ -33,8 +33,9 @@ EXCLUSIONS = REPO / "data_manifests" / "default_training_exclusions.csv"
 NIH_LICENCE = "NIH ChestX-ray14: released without restrictions on use (public domain)"
 
 
-def nih_training_list(data: Path, out_csv: Path, ap_weight: int = 1) -> tuple[Path, int]:
-    """NIH films minus the demo sample's patients and the reviewed artefacts in ``EXCLUSIONS``, as
+def nih_training_list(data: Path, out_csv: Path, ap_weight: int = 1, kind: str = "all") -> tuple[Path, int]:
+    """NIH films minus the demo sample's patients and the reviewed artefacts in ``EXCLUSIONS`` that apply
+    to ``kind`` (a mirrored film is left out of everything, an inverted one of the inversion detector), as
     path,patient_id,view,weight (absolute paths).
 
     ``ap_weight`` repeats AP films per epoch: NIH is 83 % PA, while ICU archives are mostly AP portable films.
@@ -45,7 +46,8 @@ def nih_training_list(data: Path, out_csv: Path, ap_weight: int = 1) -> tuple[Pa
     demo = pd.read_csv(REPO / "data_manifests" / "demo_nih.csv", dtype=str)
     held_out = set(demo["patient_id"])
     reviewed = pd.read_csv(EXCLUSIONS, dtype=str)
-    artefacts = {p.split("/", 1)[1] for p in reviewed["path"] if p.startswith("nih/")}
+    applies = [k == "all" or kind in k.split() for k in reviewed["kinds"]]
+    artefacts = {p.split("/", 1)[1] for p, a in zip(reviewed["path"], applies) if a and p.startswith("nih/")}
     keep = meta[~meta["patient_id"].isin(held_out) & ~meta["path"].isin(artefacts)].copy()
     keep["path"] = [str(data / "nih" / p) for p in keep["path"]]
     out_csv.parent.mkdir(parents=True, exist_ok=True)
@@ -91,8 +93,8 @@ def main(argv=None) -> int:
         settings.update({k: v for k, v in (("epochs", args.epochs), ("patience", args.patience),
                                            ("ap_weight", args.ap_weight)) if v is not None})
         ap_weight = settings["ap_weight"]
-        normals, dropped = nih_training_list(args.data, tmp / f"nih_normals_ap{ap_weight}.csv", ap_weight)
-        print(f"{kind}: training list {normals} (AP weight {ap_weight}); demo patients' films left out: {dropped}")
+        normals, dropped = nih_training_list(args.data, tmp / f"nih_normals_{kind}.csv", ap_weight, kind)
+        print(f"{kind}: training list {normals} (AP weight {ap_weight}); demo patients' and reviewed films left out: {dropped}")
         bundle = args.out / kind
         if bundle.exists():
             shutil.rmtree(bundle)

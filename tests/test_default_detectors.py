@@ -35,6 +35,11 @@ def test_bundles_are_small_complete_and_traceable():
         assert not table.path.str.startswith("/").any()  # portable paths, relative to the shared data
         demo = set(pd.read_csv(REPO / "data_manifests" / "demo_nih.csv").image_index)
         assert not demo & set(table.path.str.rsplit("/", n=1).str[-1])  # demo films never trained on
+        reviewed = pd.read_csv(REPO / "data_manifests" / "default_training_exclusions.csv")
+        reviewed = reviewed[[k == "all" or kind in k.split() for k in reviewed.kinds]]
+        assert not set(reviewed.path) & set(table.path)  # films reviewed as artefacts are left out
+        assert not set(reviewed.sha256) & set(table.sha256)
+        assert info["training"]["nuisances"]["kinds"]  # each default ignores the other kinds' artefacts
 
 
 def test_scan_without_detectors_uses_the_defaults(tmp_path, capfd):

@@ -50,3 +50,14 @@ def test_curves_are_written_as_png(tmp_path):
     for name in names.values():
         with Image.open(tmp_path / name) as im:
             assert im.format == "PNG" and im.size[0] > 100
+
+
+def test_a_real_artefact_among_the_normals_is_suspect_even_above_the_threshold_it_forced():
+    from detectors.metrics import is_suspect_normal
+
+    # NIH's inverted film: the threshold was pushed to just above it (0.99981), its own inversion scores 0.0005
+    assert is_suspect_normal(0.999805, 0.000489, threshold=0.99981)
+    assert is_suspect_normal(0.7, 0.99, threshold=0.6)  # flagged
+    assert not is_suspect_normal(0.3, 0.01, threshold=0.6)  # low score, whatever its artefact scores
+    assert not is_suspect_normal(0.55, 0.98, threshold=0.6)  # its artefact looks more like one: a normal
+    assert not is_suspect_normal(None, None, threshold=0.6)  # unreadable
