@@ -24,7 +24,6 @@ from scripts.train_default_detectors import SETTINGS  # noqa: E402  the benchmar
 
 TARGET_AUC = {"rotation": 0.995, "inversion": 0.999, "flip": 0.98, "lateral": 0.98}
 TIME_LIMIT_S = 20 * 60
-REPO = Path(__file__).resolve().parents[1]
 
 
 def shared_data() -> Path:
