@@ -28,7 +28,7 @@ SETTINGS = {
     "inversion": dict(epochs=20, patience=6, ap_weight=1),
     "flip": dict(epochs=35, patience=8, ap_weight=4),
 }
-#: NIH films reviewed as artefacts themselves (mirrored), left out of every default detector's training
+#: NIH films reviewed as artefacts themselves, each left out of the default detectors its ``kinds`` column names
 EXCLUSIONS = REPO / "data_manifests" / "default_training_exclusions.csv"
 NIH_LICENCE = "NIH ChestX-ray14: released without restrictions on use (public domain)"
 
