@@ -152,3 +152,20 @@ def test_bundle_keeps_the_trained_model_without_optimizer_state(tmp_path):
     save_bundle(model, {"name": "t", "kind": "flip", "input": {"size": 32}, "threshold": 0.5}, tmp_path / "b")
     assert (tmp_path / "b" / "model.keras").stat().st_size < 0.6 * (tmp_path / "with_optimizer.keras").stat().st_size
     np.testing.assert_allclose(load(tmp_path / "b").predict(x), model.predict(x, verbose=0).reshape(-1), atol=1e-6)
+
+
+def test_a_bundles_model_file_seeds_a_new_compact_model(tmp_path):
+    """Adapting a detector to one's own archive starts from a bundle: --weights BUNDLE/model.keras."""
+    from detectors.bundle import save_bundle
+
+    donor, _ = build("compact", 32)
+    donor.set_weights([w + np.float32(0.01) * (i + 1) for i, w in enumerate(donor.get_weights())])
+    save_bundle(donor, {"name": "t", "kind": "flip", "input": {"size": 32}, "threshold": 0.5}, tmp_path / "b")
+    path = resolve_weights("compact", str(tmp_path / "b" / "model.keras"))
+    seeded, _ = build("compact", 32, path)
+    for got, want in zip(seeded.get_weights(), donor.get_weights()):
+        np.testing.assert_array_equal(got, want)
+    bigger, _ = build("compact", 64, path)  # the compact layout head pools to 4x4: any input size takes them
+    np.testing.assert_array_equal(bigger.get_weights()[0], donor.get_weights()[0])
+    with pytest.raises(WeightsError, match="cannot load"):
+        build("resnet50", 32, path)  # another backbone: refused with the file named, not half-loaded
