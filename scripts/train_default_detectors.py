@@ -36,18 +36,29 @@ NIH_LICENCE = "NIH ChestX-ray14: released without restrictions on use (public do
 def nih_training_list(data: Path, out_csv: Path, ap_weight: int = 1, kind: str = "all") -> tuple[Path, int]:
     """NIH films minus the demo sample's patients and the reviewed artefacts in ``EXCLUSIONS`` that apply
     to ``kind`` (a mirrored film is left out of everything, an inverted one of the inversion detector), as
-    path,patient_id,view,weight (absolute paths).
+    path,patient_id,view,weight (absolute paths). A reviewed film whose bytes no longer match the sha256
+    that was reviewed stops the run: the review was of another file.
 
     ``ap_weight`` repeats AP films per epoch: NIH is 83 % PA, while ICU archives are mostly AP portable films.
     """
     import pandas as pd
+
+    from cleaner.manifests import file_sha256
 
     meta = pd.read_csv(data / "nih" / "metadata.csv", dtype=str, keep_default_na=False).sort_values("path")
     demo = pd.read_csv(REPO / "data_manifests" / "demo_nih.csv", dtype=str)
     held_out = set(demo["patient_id"])
     reviewed = pd.read_csv(EXCLUSIONS, dtype=str)
     applies = [k == "all" or kind in k.split() for k in reviewed["kinds"]]
-    artefacts = {p.split("/", 1)[1] for p, a in zip(reviewed["path"], applies) if a and p.startswith("nih/")}
+    artefacts = set()
+    for path, digest, applies_here in zip(reviewed["path"], reviewed["sha256"], applies):
+        if not (applies_here and path.startswith("nih/")):
+            continue
+        local = data / path
+        if local.is_file() and file_sha256(local) != digest:
+            raise ValueError(f"{local}: its sha256 differs from the one reviewed in {EXCLUSIONS.name}; "
+                             "look at this film again before training the defaults")
+        artefacts.add(path.split("/", 1)[1])
     keep = meta[~meta["patient_id"].isin(held_out) & ~meta["path"].isin(artefacts)].copy()
     keep["path"] = [str(data / "nih" / p) for p in keep["path"]]
     out_csv.parent.mkdir(parents=True, exist_ok=True)

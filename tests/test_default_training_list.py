@@ -1,0 +1,43 @@
+"""The default detectors' NIH training list: demo patients and reviewed artefacts left out, and a reviewed
+film whose bytes changed stops the run instead of being silently dropped or kept."""
+from __future__ import annotations
+
+import hashlib
+
+import pandas as pd
+import pytest
+
+from imagegen import phantom, write_png8
+from scripts import train_default_detectors as defaults
+
+
+@pytest.fixture
+def fake_nih(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    (data / "nih" / "images").mkdir(parents=True)
+    rows = []
+    for i, view in enumerate(["PA", "AP", "PA"]):
+        write_png8(data / "nih" / "images" / f"f{i}.png", phantom(32, 32, seed=i))
+        rows.append({"path": f"images/f{i}.png", "patient_id": f"p{i}", "view": view})
+    pd.DataFrame(rows).to_csv(data / "nih" / "metadata.csv", index=False)
+    digest = hashlib.sha256((data / "nih" / "images" / "f1.png").read_bytes()).hexdigest()
+    exclusions = tmp_path / "exclusions.csv"
+    pd.DataFrame([{"path": "nih/images/f1.png", "sha256": digest, "kinds": "inversion", "reason": "inverted film",
+                   "reviewed": "test"}]).to_csv(exclusions, index=False)
+    monkeypatch.setattr(defaults, "EXCLUSIONS", exclusions)
+    return data
+
+
+def test_reviewed_film_is_left_out_of_the_kinds_it_names_only(fake_nih, tmp_path):
+    out, dropped = defaults.nih_training_list(fake_nih, tmp_path / "inv.csv", ap_weight=3, kind="inversion")
+    table = pd.read_csv(out)
+    assert dropped == 1 and not table.path.str.endswith("f1.png").any()
+    out, dropped = defaults.nih_training_list(fake_nih, tmp_path / "rot.csv", ap_weight=3, kind="rotation")
+    table = pd.read_csv(out)
+    assert dropped == 0 and table.loc[table.path.str.endswith("f1.png"), "weight"].tolist() == [3]  # AP, repeated
+
+
+def test_a_reviewed_film_with_other_bytes_stops_the_run(fake_nih, tmp_path):
+    write_png8(fake_nih / "nih" / "images" / "f1.png", phantom(32, 32, seed=99))
+    with pytest.raises(ValueError, match="f1.png: its sha256 differs"):
+        defaults.nih_training_list(fake_nih, tmp_path / "inv.csv", kind="inversion")
