@@ -12,9 +12,12 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from .archive_builder import PLANTS
+from .orientation import TURN_COLUMN
 
 #: detector kind -> the truth labels it exists to find (from the artefacts the archive builder plants)
 KIND_TARGETS = {kind: {t for t, (k, _) in PLANTS.items() if k == kind} for kind, _ in PLANTS.values()}
+#: the clockwise turn (degrees) that undoes each planted rotation
+TURN_FOR_TRUTH = {"rot90": 90, "rot180": 180, "rot270": 270}
 TRUTH_LABELS = ("upright", "rot90", "rot180", "rot270", "inverted", "hflip", "lateral", "other_body", "corrupt")
 
 
@@ -87,6 +90,11 @@ def evaluate(scan_out: str | Path, truth_csv: str | Path, overrides: dict | None
     adult = ~(ages < 18)  # unknown ages count as adults
     upright_adult = ok[(ok.truth == "upright") & ok.role.isin(frontal_roles) & adult]
     corrupt = truth[truth.truth == "corrupt"].path
+    turns = None
+    if TURN_COLUMN in ok.columns:  # rotD: turned D degrees counter-clockwise (np.rot90), so D clockwise undoes it
+        turned = ok[ok.truth.isin(TURN_FOR_TRUTH) & pd.to_numeric(ok[TURN_COLUMN], errors="coerce").notna()]
+        right = pd.to_numeric(turned[TURN_COLUMN]) == turned.truth.map(TURN_FOR_TRUTH)
+        turns = dict(turned=len(turned), right=int(right.sum()), wrong=";".join(turned.path[~right].head(5)))
     return dict(
         files_in_truth=len(truth), missing_from_scores=missing,
         per_detector=per_detector,
@@ -95,6 +103,7 @@ def evaluate(scan_out: str | Path, truth_csv: str | Path, overrides: dict | None
         upright_adult_frontal=dict(files=len(upright_adult), flagged_by_any=int(upright_adult.any_flag.sum()),
                                    rate=float(upright_adult.any_flag.mean()) if len(upright_adult) else float("nan")),
         corrupt=dict(files=int(len(corrupt)), in_errors_csv=int(corrupt.isin(set(errors.path)).sum())),
+        turn_upright=turns,
     )
 
 
@@ -113,6 +122,10 @@ def format_report(result: dict) -> str:
     lines += ["", f"Upright adult frontal films flagged by any detector: {up['flagged_by_any']}/{up['files']} ({up['rate']:.2%})"]
     c = result["corrupt"]
     lines.append(f"Corrupt files in errors.csv: {c['in_errors_csv']}/{c['files']}")
+    t = result.get("turn_upright")
+    if t:
+        lines.append(f"Planted rotations flagged, turned back upright by turn_upright_cw: {t['right']}/{t['turned']} right"
+                     + (f" (wrong: {t['wrong']})" if t["wrong"] else ""))
     if result["missing_from_scores"]:
         lines.append(f"Files in the truth table but not in scores.csv: {len(result['missing_from_scores'])}")
     return "\n".join(lines)

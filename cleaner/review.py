@@ -30,6 +30,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .errors import ImageReadError
 from .images import read_image
+from .orientation import TURN_COLUMN, quarter_turns
 
 THUMB_SIZE = 256  # longest side of a page thumbnail / overlay, pixels
 TILE_SIZE = 200  # contact sheet tile
@@ -319,7 +320,8 @@ def build_review(scan_out: str | os.PathLike, workers: int = 1, saliency: bool =
             return
         folder = review / "_overlays" / reason_folder(reason)
         folder.mkdir(parents=True, exist_ok=True)
-        for i, ((rel, _x, thumb), heat) in enumerate(zip(batch, result.maps)):
+        for i, ((rel, _x, thumb, k), heat) in enumerate(zip(batch, result.maps)):
+            heat = np.rot90(heat, -k) if k else heat  # back onto the film as the thumbnail shows it
             Image.fromarray(overlay(thumb, heat)).save(folder / f"{images[rel]['id']}.jpg", quality=85)
             images[rel].setdefault("overlays", {})[reason] = f"_overlays/{reason_folder(reason)}/{images[rel]['id']}.jpg"
             method = "occlusion" if i in result.occlusion_fallback else result.method
@@ -337,8 +339,11 @@ def build_review(scan_out: str | os.PathLike, workers: int = 1, saliency: bool =
             warn(f"{rel}: no thumbnail ({res['error']})")
             continue
         entry["thumb"] = f"_thumbs/{entry['id']}.jpg"
+        turn = quarter_turns(entry["row"].get(TURN_COLUMN)) if TURN_COLUMN in entry["row"] else 0
         for reason, x in res["inputs"].items():
-            pending[reason].append((rel, x, res["thumb"]))
+            # the scan scored a rotated film turned upright with every detector but the rotation one
+            k = turn if detectors[reason].kind != "rotation" else 0
+            pending[reason].append((rel, np.rot90(x, k).copy() if k else x, res["thumb"], k))
             if len(pending[reason]) >= 32:
                 flush(reason)
     for reason in list(pending):
@@ -376,6 +381,7 @@ def _section(scan: ScanOutput, reason: str, images: dict, review: Path, scores_b
             "score": score,
             "age": _float(full_row.get("age_years")),
             "view": srow.get("view_position", ""),
+            "turn": srow.get(TURN_COLUMN, ""),
             "sex": srow.get("sex", ""),
             "reasons": entry["reasons"],
             "thumb": entry.get("thumb"),
@@ -541,6 +547,7 @@ function render(si){
       s.appendChild(sc); s.appendChild(document.createTextNode(' / threshold ' + fmt(sec.threshold, 3)));
     }
     s.appendChild(document.createTextNode((sec.detector ? ' · ' : '') + 'age ' + (it.age === null ? '?' : it.age) + ' · view ' + (it.view || '?')
+      + (it.turn ? ' · turn ' + it.turn + '° clockwise to upright' : '')
       + (it.reasons.length > 1 ? ' · also: ' + it.reasons.filter(function(r){return r !== sec.reason;}).join(', ') : '')));
     meta.appendChild(s);
     if (it.error) { const e = document.createElement('div'); e.className = 'err'; e.textContent = it.error; meta.appendChild(e); }

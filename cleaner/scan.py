@@ -23,6 +23,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from . import __version__
+from . import orientation
 from . import scan_outputs as so
 from .errors import ImageReadError
 from .images import read_image
@@ -433,7 +434,9 @@ def scan_archive(
         if d.detector.input_spec not in specs:
             specs.append(d.detector.input_spec)
     spec_index = {d.name: specs.index(d.detector.input_spec) for d in dets}
-    columns = so.score_columns(names)
+    # the first rotation detector turns the films it flags upright before the others score them
+    rotation = next((d for d in dets if d.detector.kind == "rotation"), None)
+    columns = so.score_columns(names, turn=rotation is not None)
     det_rows = [d.row() for d in dets]
 
     config = {
@@ -445,6 +448,7 @@ def scan_archive(
         "unknown_age": unknown_age,
         "metadata": metadata.describe() if metadata is not None else None,
         "review": bool(review),
+        "turn_upright_by": rotation.name if rotation is not None else None,
     }
     journal = Journal(out, columns, config)
     resuming = _prepare_out(out, journal, resume, overwrite)
@@ -507,6 +511,8 @@ def scan_archive(
                 reasons.append(age_reason)
             elif age is None and unknown_age == "exclude":
                 reasons.append(so.UNKNOWN_AGE_REASON)
+        if rotation is not None and scores.get(orientation.TURN_COLUMN):
+            row[orientation.TURN_COLUMN] = str(orientation.clockwise_degrees(scores[orientation.TURN_COLUMN]))
         row["excluded"] = str(bool(reasons))
         row["reasons"] = ";".join(reasons)
         return row
@@ -516,8 +522,19 @@ def scan_archive(
         scores: list[dict] = [{} for _ in batch]
         if ok_idx and dets:
             stacks = [np.stack([batch[i]["inputs"][k] for i in ok_idx]) for k in range(len(specs))]
+            turned = stacks
+            if rotation is not None:
+                own = stacks[spec_index[rotation.name]]
+                values = rotation.detector.predict(own, batch_size=batch_size)
+                turns = orientation.upright_turns(rotation.detector, own, values >= rotation.threshold, batch_size)
+                turned = [orientation.apply_turns(stack, turns) for stack in stacks]
+                for i, v, t in zip(ok_idx, values, turns):
+                    scores[i][rotation.name] = float(v)
+                    scores[i][orientation.TURN_COLUMN] = int(t)
             for d in dets:
-                values = d.detector.predict(stacks[spec_index[d.name]], batch_size=batch_size)
+                if d is rotation:
+                    continue
+                values = d.detector.predict(turned[spec_index[d.name]], batch_size=batch_size)
                 for i, v in zip(ok_idx, values):
                     scores[i][d.name] = float(v)
         rows = [make_row(r["rel"], r, s) for r, s in zip(batch, scores)]
@@ -550,7 +567,8 @@ def scan_archive(
     if order["done_seen"] != len(done):
         order["needs_reorder"] = True  # journalled files that the walk no longer finds
 
-    summary = _finalise(source, out, journal, columns, names, det_rows, stats, order["needs_reorder"])
+    summary = _finalise(source, out, journal, columns, names, det_rows, stats, order["needs_reorder"],
+                        turn=rotation is not None)
     seconds = time.perf_counter() - t0
     summary.update(
         archive=str(source.target), out=str(out), cxclean_version=__version__, started=started,
@@ -587,11 +605,12 @@ def _journal_rows_in_walk_order(source: Source, journal: Journal) -> Iterator[di
             yield frame.loc[rel].to_dict()
 
 
-def _finalise(source, out, journal, columns, names, det_rows, stats: WalkStats, needs_reorder: bool) -> dict:
+def _finalise(source, out, journal, columns, names, det_rows, stats: WalkStats, needs_reorder: bool,
+              turn: bool = False) -> dict:
     """Stream the journal into the final CSVs (atomic, walker order, no duplicates) and count."""
     rows = _journal_rows_in_walk_order(source, journal) if needs_reorder else journal.iter_rows()
     scores = so.AtomicCsv(out / so.SCORES_FILE, columns)
-    exclusions = so.AtomicCsv(out / so.EXCLUSIONS_FILE, so.exclusion_columns(names))
+    exclusions = so.AtomicCsv(out / so.EXCLUSIONS_FILE, so.exclusion_columns(names, turn))
     errors = so.AtomicCsv(out / so.ERRORS_FILE, so.ERROR_COLUMNS)
     counts = Counter()
     per_reason = Counter()

@@ -16,6 +16,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from .orientation import TURN_COLUMN
+
 SCORES_FILE = "scores.csv"
 EXCLUSIONS_FILE = "exclusions.csv"
 ERRORS_FILE = "errors.csv"
@@ -35,16 +37,18 @@ ERROR_COLUMNS = ["path", "error"]
 UNKNOWN_AGE_REASON = "age_unknown"
 
 
-def score_columns(detector_names: Sequence[str]) -> list[str]:
-    """scores.csv columns, in contract order, for detectors given in name order."""
+def score_columns(detector_names: Sequence[str], turn: bool = False) -> list[str]:
+    """scores.csv columns, in contract order, for detectors given in name order; ``turn``: a rotation
+    detector is among them, so the turn that makes a rotated film upright is reported."""
     cols = list(BASE_COLUMNS)
     for name in detector_names:
         cols += [f"{name}_score", f"{name}_flag"]
-    return cols + ["excluded", "reasons"]
+    return cols + ([TURN_COLUMN] if turn else []) + ["excluded", "reasons"]
 
 
-def exclusion_columns(detector_names: Sequence[str]) -> list[str]:
-    return ["path", "reasons"] + [f"{name}_score" for name in detector_names] + ["age_years"]
+def exclusion_columns(detector_names: Sequence[str], turn: bool = False) -> list[str]:
+    return (["path", "reasons"] + [f"{name}_score" for name in detector_names] + ([TURN_COLUMN] if turn else [])
+            + ["age_years"])
 
 
 def age_reason(min_age: float) -> str:

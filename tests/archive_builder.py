@@ -66,6 +66,7 @@ class Expected:
     age: float | None = None
     age_source: str = ""
     photometric: str = ""
+    turn_cw: int = 0  # a rotated film: the clockwise degrees that turn it upright (rotated(x, k): 90 k)
 
 
 @dataclass
@@ -88,8 +89,8 @@ def build_archive(base: Path, min_age: float = 10) -> BuiltArchive:
     age_reason = f"age<{min_age:g}"
     exp: dict[str, Expected] = {}
 
-    def add(rel, status="ok", reasons=(), age=None, age_source="", photometric=""):
-        exp[rel] = Expected(status, list(reasons), age, age_source, photometric)
+    def add(rel, status="ok", reasons=(), age=None, age_source="", photometric="", turn_cw=0):
+        exp[rel] = Expected(status, list(reasons), age, age_source, photometric, turn_cw)
 
     # .DS_Store, notes.txt, .thumb.png: skipped by the walker, counted, never rows.
     (root / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
@@ -115,7 +116,7 @@ def build_archive(base: Path, min_age: float = 10) -> BuiltArchive:
     write_dicom(d / "dates_rotated.dcm", rotated(film(3), 2), age=None, birth_date="20170101",
                 study_date="20200101")
     add("dicom/dates_rotated.dcm", reasons=["rotation", age_reason], age=round(1095 / 365.25, 4),
-        age_source="dicom", photometric="MONOCHROME2")
+        age_source="dicom", photometric="MONOCHROME2", turn_cw=180)
     write_dicom(d / "inverted.dcm", inverted(film(4)), age="050Y")
     add("dicom/inverted.dcm", reasons=["inversion"], age=50, age_source="dicom", photometric="MONOCHROME2")
     write_dicom(d / "mono1.dcm", film(5), photometric="MONOCHROME1", age="033Y")
@@ -125,18 +126,18 @@ def build_archive(base: Path, min_age: float = 10) -> BuiltArchive:
     write_png(root / "site1" / "2020" / "normal_a.png", film(10))
     add("site1/2020/normal_a.png", age=45, age_source="metadata")
     write_png(root / "site1" / "2020" / "rot90.png", rotated(film(11), 1))
-    add("site1/2020/rot90.png", reasons=["rotation"], age=60, age_source="metadata")
+    add("site1/2020/rot90.png", reasons=["rotation"], age=60, age_source="metadata", turn_cw=90)
     write_png(root / "site1" / "img.png", film(12))
     add("site1/img.png", age=None)  # listed twice in the metadata with different ages: ambiguous, unknown
     os.symlink("..", root / "site1" / "loop")  # a symlink loop back to the archive root
     write_png(root / "site2" / "img.png", rotated(film(13), 2))
-    add("site2/img.png", reasons=["rotation"], age=None)
+    add("site2/img.png", reasons=["rotation"], age=None, turn_cw=180)
     write_png(root / "site2" / "inv.png", inverted(film(14)))
     add("site2/inv.png", reasons=["inversion"], age=61, age_source="metadata")
     write_jpeg(root / "site2" / "scan.jpg", film(15))
     add("site2/scan.jpg", reasons=[age_reason], age=8, age_source="metadata")
     write_jpeg(root / "site2" / "z_rot270.jpeg", rotated(film(16), 3))
-    add("site2/z_rot270.jpeg", reasons=["rotation"], age=70, age_source="metadata")
+    add("site2/z_rot270.jpeg", reasons=["rotation"], age=70, age_source="metadata", turn_cw=270)
 
     metadata_csv = base / "Data_Entry.csv"
     metadata_csv.write_text(

@@ -48,6 +48,7 @@ def test_evaluate_counts_exactly(tmp_path):
         path=["a.png", "b.png", "c.png", "d.png", "e.png", "bad.png"], status=["ok"] * 5 + ["error"],
         rotation_score=[0.9, 0.95, 0.2, 0.1, 0.8, None], rotation_flag=["True", "True", "False", "False", "True", ""],
         inversion_score=[0.1] * 5 + [None], inversion_flag=["False"] * 5 + [""],
+        turn_upright_cw=[180, 90, None, None, 270, None],
     )).to_csv(out / "scores.csv", index=False)
     pd.DataFrame(dict(name=["inversion", "rotation"], kind=["inversion", "rotation"])).to_csv(out / "detectors.csv", index=False)
     pd.DataFrame(dict(path=["bad.png"], error=["truncated"])).to_csv(out / "errors.csv", index=False)
@@ -62,6 +63,14 @@ def test_evaluate_counts_exactly(tmp_path):
     fps = {(f["detector"], f["source"], f["truth"]): f["count"] for f in result["false_positives"]}
     assert fps == {("rotation", "s1", "upright"): 1, ("rotation", "lat", "lateral"): 1}
     assert "Upright adult frontal films flagged by any detector: 1/2" in format_report(result)
+    # the turn is judged on planted rotations only: b (rot90) is undone by 90 degrees clockwise
+    assert result["turn_upright"] == dict(turned=1, right=1, wrong="")
+    scores = pd.read_csv(out / "scores.csv")
+    scores.loc[scores.path == "b.png", "turn_upright_cw"] = 270
+    scores.to_csv(out / "scores.csv", index=False)
+    result = evaluate(out, tmp_path / "truth.csv")
+    assert result["turn_upright"] == dict(turned=1, right=0, wrong="b.png")
+    assert "turned back upright by turn_upright_cw: 0/1 right (wrong: b.png)" in format_report(result)
 
 
 def test_evaluate_archive_cli(tmp_path):

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -61,7 +62,7 @@ def test_scan_yields_exactly_the_expected_rows_exclusions_errors_and_review(buil
 
     rows = read_csv(out / "scores.csv")
     names = ["inversion", "rotation"]
-    assert list(rows[0].keys()) == so.score_columns(names)
+    assert list(rows[0].keys()) == so.score_columns(names, turn=True)
     # one row per candidate, in walker order; nothing dropped, nothing extra
     assert [r["path"] for r in rows] == list(arch.expected)
     for row in rows:
@@ -82,12 +83,14 @@ def test_scan_yields_exactly_the_expected_rows_exclusions_errors_and_review(buil
             assert (score >= 0.5) == (name in exp.reasons)
         if exp.photometric:
             assert row["photometric"] == exp.photometric
+        # a rotated film gets the turn that makes it upright; any other film none
+        assert row["turn_upright_cw"] == (str(exp.turn_cw) if exp.turn_cw else ""), row
     mono1 = next(r for r in rows if r["path"] == "dicom/mono1.dcm")
     assert mono1["photometric"] == "MONOCHROME1" and mono1["inversion_flag"] == "False"
     assert float(mono1["inversion_score"]) < 0.1  # read as displayed, not as stored
 
     excl = read_csv(out / "exclusions.csv")
-    assert list(excl[0].keys()) == so.exclusion_columns(names)
+    assert list(excl[0].keys()) == so.exclusion_columns(names, turn=True)
     assert {r["path"]: r["reasons"].split(";") for r in excl} == arch.excluded()
 
     errors = read_csv(out / "errors.csv")
@@ -207,20 +210,25 @@ def test_non_empty_out_is_refused_and_overwrite_replaces(built_archive, rule_bun
         run_full_scan(built_archive, out, rule_bundles, workers=1, resume=True, thresholds={"rotation": 0.999})
 
 
+def journal_config(archive, summary: dict) -> dict:
+    """The settings an interrupted ``run_full_scan`` with the rule bundles leaves beside its journal."""
+    return {
+        "format": 1, "archive": str(archive.root), "source_kind": "folder",
+        "detectors": [{k: d[k] for k in ("name", "version", "threshold", "threshold_source")}
+                      for d in summary["detectors"]],
+        "min_age": MIN_AGE, "unknown_age": "keep", "metadata": summary["metadata"], "review": True,
+        "turn_upright_by": "rotation",
+    }
+
+
 def test_resume_with_different_settings_refuses(built_archive, rule_bundles, tmp_path):
     from cleaner.scan import CONFIG_FILE, Journal
 
     out = tmp_path / "out"
     run_full_scan(built_archive, out, rule_bundles, workers=1)
     # fake an interrupted scan: the journal of a run with min_age 10 is still there
-    cfg = json.loads((out / "summary.json").read_text())
-    config_text = {
-        "format": 1, "archive": str(built_archive.root), "source_kind": "folder",
-        "detectors": [{k: d[k] for k in ("name", "version", "threshold", "threshold_source")} for d in cfg["detectors"]],
-        "min_age": MIN_AGE, "unknown_age": "keep", "metadata": cfg["metadata"], "review": True,
-    }
-    (out / CONFIG_FILE).write_text(json.dumps(config_text))
-    (out / JOURNAL_FILE).write_text(",".join(so.score_columns(["inversion", "rotation"])) + "\n")
+    (out / CONFIG_FILE).write_text(json.dumps(journal_config(built_archive, json.loads((out / "summary.json").read_text()))))
+    (out / JOURNAL_FILE).write_text(",".join(so.score_columns(["inversion", "rotation"], turn=True)) + "\n")
     with pytest.raises(ScanError, match="different settings.*min_age"):
         scan_archive(built_archive.root, out, detector_dirs=[rule_bundles], min_age=18,
                      metadata=built_archive.metadata_csv, progress=False, workers=1, resume=True)
@@ -239,13 +247,7 @@ def test_journal_drops_a_half_written_last_line(built_archive, rule_bundles, tmp
     lines = full.splitlines(keepends=True)
     from cleaner.scan import CONFIG_FILE
 
-    cfg = {
-        "format": 1, "archive": str(built_archive.root), "source_kind": "folder",
-        "detectors": [{k: d[k] for k in ("name", "version", "threshold", "threshold_source")}
-                      for d in reference["detectors"]],
-        "min_age": MIN_AGE, "unknown_age": "keep", "metadata": reference["metadata"], "review": True,
-    }
-    (out / CONFIG_FILE).write_text(json.dumps(cfg))
+    (out / CONFIG_FILE).write_text(json.dumps(journal_config(built_archive, reference)))
     (out / JOURNAL_FILE).write_text("".join(lines[:6]) + lines[6][:25])  # killed in the middle of a row
     (out / "scores.csv").unlink()
     summary = run_full_scan(built_archive, out, rule_bundles, workers=1, resume=True)
@@ -330,3 +332,50 @@ def test_scan_real_dicom_age_filter(shared_data, tmp_path):
     assert summary["ok"] + summary["errors"] == n
     mono1 = [r for r in rows if r["photometric"] == "MONOCHROME1" and r["status"] == "ok"]
     assert mono1, "the RG3 MONOCHROME1 films should read"
+
+
+def marker_top_left_model(size: int):
+    """An orientation-sensitive rule: high when the generated film's bright marker is in the top-left quadrant."""
+    import keras
+
+    inp = keras.Input((size, size, 1))
+    q = keras.layers.Flatten()(keras.layers.AveragePooling2D(pool_size=size // 2)(inp))  # TL, TR, BL, BR
+    out = keras.layers.Dense(1, activation="sigmoid", name="top_left")(q)
+    model = keras.Model(inp, out)
+    model.get_layer("top_left").set_weights([np.array([[10.0], [0.0], [0.0], [0.0]]), np.array([-5.0])])
+    return model
+
+
+def test_other_detectors_score_a_rotated_film_turned_upright(built_archive, rule_bundles, tmp_path):
+    """Detectors other than rotation see the films the rotation detector flags turned upright: a rule
+    that fires on a marker at the top left fires on every rotated film too, but only with the turn."""
+    from cleaner.preprocess import InputSpec
+    from cleaner.review import build_review
+    from detectors.bundle import save_bundle
+
+    probe = save_bundle(marker_top_left_model(32), {"name": "probe", "kind": "custom", "threshold": 0.5,
+                                                    "input": InputSpec(size=32).to_dict(),
+                                                    "backbone": "rule (tests only)"}, tmp_path / "probe")
+    out = tmp_path / "out"
+    scan_archive(built_archive.root, out, [rule_bundles / "rotation", probe], progress=False, workers=1)
+    rows = {r["path"]: r for r in read_csv(out / "scores.csv") if r["status"] == "ok"}
+    rotated_films = [p for p, e in built_archive.expected.items() if e.turn_cw]
+    assert len(rotated_films) == 4
+    for path in rotated_films:
+        assert rows[path]["rotation_flag"] == "True" and rows[path]["probe_flag"] == "True", rows[path]
+        assert rows[path]["turn_upright_cw"] == str(built_archive.expected[path].turn_cw)
+    # the review page says how to turn each one, and draws the probe's overlay for the film as shown
+    result = build_review(out, progress=False, contact_sheets=False)
+    text = result.page.read_text()
+    data = json.loads(text.split('id="review-data">', 1)[1].split("</script>", 1)[0].replace("<\\/", "</"))
+    items = {(sec["reason"], it["path"]): it for sec in data["sections"] for it in sec["items"]}
+    for path in rotated_films:
+        assert items[("probe", path)]["turn"] == str(built_archive.expected[path].turn_cw)
+        assert items[("probe", path)]["overlay"]
+    assert "clockwise to upright" in text
+    # without a rotation detector nothing is turned: the probe sees each rotated film as it lies
+    alone = tmp_path / "alone"
+    scan_archive(built_archive.root, alone, [probe], progress=False, workers=1)
+    rows = {r["path"]: r for r in read_csv(alone / "scores.csv") if r["status"] == "ok"}
+    assert all(rows[p]["probe_flag"] == "False" for p in rotated_films)
+    assert "turn_upright_cw" not in rows[rotated_films[0]]

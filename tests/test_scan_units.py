@@ -19,6 +19,10 @@ def test_score_columns_follow_the_contract():
         "inversion_score", "inversion_flag", "rotation_score", "rotation_flag", "excluded", "reasons",
     ]
     assert so.exclusion_columns(["rotation"]) == ["path", "reasons", "rotation_score", "age_years"]
+    # with a rotation detector: the turn that makes a flagged film upright, before excluded / age_years
+    assert so.score_columns(["rotation"], turn=True)[-3:] == ["turn_upright_cw", "excluded", "reasons"]
+    assert so.exclusion_columns(["rotation"], turn=True) == ["path", "reasons", "rotation_score",
+                                                              "turn_upright_cw", "age_years"]
     assert so.DETECTOR_COLUMNS == ["name", "kind", "version", "threshold", "threshold_source", "bundle_path",
                                    "input_size"]
 
