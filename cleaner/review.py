@@ -339,7 +339,11 @@ def build_review(scan_out: str | os.PathLike, workers: int = 1, saliency: bool =
             warn(f"{rel}: no thumbnail ({res['error']})")
             continue
         entry["thumb"] = f"_thumbs/{entry['id']}.jpg"
-        turn = quarter_turns(entry["row"].get(TURN_COLUMN)) if TURN_COLUMN in entry["row"] else 0
+        try:
+            turn = quarter_turns(entry["row"].get(TURN_COLUMN)) if TURN_COLUMN in entry["row"] else 0
+        except ValueError as exc:
+            warn(f"{rel}: overlays drawn on the film as it lies ({exc})")
+            turn = 0
         for reason, x in res["inputs"].items():
             # the scan scored a rotated film turned upright with every detector but the rotation one
             k = turn if detectors[reason].kind != "rotation" else 0

@@ -130,3 +130,14 @@ def test_detector_names_must_be_unique_and_bundles_must_exist(rule_bundles, tmp_
         resolve_bundle_paths([empty], [])
     with pytest.raises(ScanError, match="not a detector bundle"):
         resolve_bundle_paths([], [empty])
+
+
+def test_turn_degrees_round_trip_and_bad_values_are_named():
+    from cleaner.orientation import clockwise_degrees, quarter_turns
+
+    # np.rot90 with k=1 turns a film a quarter counter-clockwise; the viewer applies that as 270 degrees clockwise
+    assert [clockwise_degrees(k) for k in (0, 1, 2, 3)] == [0, 270, 180, 90]
+    assert [quarter_turns(str(clockwise_degrees(k))) for k in (1, 2, 3)] == [1, 2, 3]
+    assert quarter_turns("") == 0 and quarter_turns(None) == 0 and quarter_turns(float("nan")) == 0
+    with pytest.raises(ValueError, match="turn_upright_cw '45'"):
+        quarter_turns("45")
