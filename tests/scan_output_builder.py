@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -19,6 +20,13 @@ import pandas as pd
 from PIL import Image
 
 from cleaner.scan_outputs import reason_folder
+
+
+def page_data(page: Path) -> dict:
+    """The data the review page embeds (sections and their items), as the page's script reads it."""
+    text = Path(page).read_text()
+    m = re.search(r'<script type="application/json" id="review-data">(.*?)</script>', text, re.S)
+    return json.loads(m.group(1).replace("<\\/", "</"))
 
 BASE_COLUMNS = [
     "path", "status", "error", "format", "photometric", "width", "height", "age_years", "age_source", "sex",

@@ -1,5 +1,4 @@
 """``review build``: the page, its assets and contact sheets, built from a generated scan output."""
-import json
 import os
 import re
 import shutil
@@ -12,13 +11,7 @@ from PIL import Image
 
 from cleaner.cli import main
 from cleaner.review import (PAGE_SIZE, ScanOutputError, asset_id, build_review, load_scan_output, reason_folder)
-from scan_output_builder import ImageSpec, build_scan_output, flagged_pairs, save_tiny_bundle
-
-
-def page_data(page):
-    text = page.read_text()
-    m = re.search(r'<script type="application/json" id="review-data">(.*?)</script>', text, re.S)
-    return json.loads(m.group(1).replace("<\\/", "</"))
+from scan_output_builder import ImageSpec, build_scan_output, flagged_pairs, page_data, save_tiny_bundle
 
 
 @pytest.fixture(scope="module")

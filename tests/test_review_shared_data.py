@@ -1,15 +1,13 @@
 """The review page over real radiographs in ../shared/data (real DICOM transfer syntaxes,
 MONOCHROME1, 1024 px PNGs), left where they are. Skipped when the data is absent."""
-import json
 import os
-import re
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from cleaner.review import build_review
-from scan_output_builder import scan_output_for_existing
+from scan_output_builder import page_data, scan_output_for_existing
 
 SHARED = Path(os.environ.get("CXCLEAN_SHARED_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 pytestmark = [pytest.mark.shared_data,
@@ -25,8 +23,7 @@ def test_page_over_real_dicom_and_png(tmp_path):
     before = {p: p.stat().st_mtime_ns for p in dicoms + pngs}
     out = scan_output_for_existing(tmp_path, SHARED, flagged)
     res = build_review(out, progress=False, saliency=False)
-    text = res.page.read_text()
-    data = json.loads(re.search(r'id="review-data">(.*?)</script>', text, re.S).group(1).replace("<\\/", "</"))
+    data = page_data(res.page)
     items = data["sections"][0]["items"]
     assert {it["path"] for it in items} == set(flagged)
     readable = [it for it in items if it["thumb"]]

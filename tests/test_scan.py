@@ -366,13 +366,14 @@ def test_other_detectors_score_a_rotated_film_turned_upright(built_archive, rule
         assert rows[path]["turn_upright_cw"] == str(built_archive.expected[path].turn_cw)
     # the review page says how to turn each one, and draws the probe's overlay for the film as shown
     result = build_review(out, progress=False, contact_sheets=False)
-    text = result.page.read_text()
-    data = json.loads(text.split('id="review-data">', 1)[1].split("</script>", 1)[0].replace("<\\/", "</"))
+    from scan_output_builder import page_data
+
+    data = page_data(result.page)
     items = {(sec["reason"], it["path"]): it for sec in data["sections"] for it in sec["items"]}
     for path in rotated_films:
         assert items[("probe", path)]["turn"] == str(built_archive.expected[path].turn_cw)
         assert items[("probe", path)]["overlay"]
-    assert "clockwise to upright" in text
+    assert "clockwise to upright" in result.page.read_text()
     # without a rotation detector nothing is turned: the probe sees each rotated film as it lies
     alone = tmp_path / "alone"
     scan_archive(built_archive.root, alone, [probe], progress=False, workers=1)
