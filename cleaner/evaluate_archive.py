@@ -8,16 +8,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from .archive_builder import PLANTS
+from .archive_builder import PLANTS, plant_artefact
 from .orientation import TURN_COLUMN
 
 #: detector kind -> the truth labels it exists to find (from the artefacts the archive builder plants)
 KIND_TARGETS = {kind: {t for t, (k, _) in PLANTS.items() if k == kind} for kind, _ in PLANTS.values()}
-#: the clockwise turn (degrees) that undoes each planted rotation
-TURN_FOR_TRUTH = {"rot90": 90, "rot180": 180, "rot270": 270}
 TRUTH_LABELS = ("upright", "rot90", "rot180", "rot270", "inverted", "hflip", "lateral", "other_body", "corrupt")
 
 
@@ -36,6 +35,19 @@ def detector_targets(detectors: pd.DataFrame, overrides: dict | None = None) -> 
         elif row.name in TRUTH_LABELS:
             targets[row.name] = {row.name}
     return targets
+
+
+def undoing_turns() -> dict[str, int]:
+    """Planted rotation truth -> the clockwise degrees that undo it, read off the planting itself: a
+    film turned k quarter turns counter-clockwise (``np.rot90``) is made upright by 90 k degrees clockwise."""
+    probe = np.arange(6, dtype=np.float32).reshape(2, 3)
+    turns = {}
+    for truth, (kind, _) in PLANTS.items():
+        planted = plant_artefact(probe, truth) if kind == "rotation" else None
+        for k in (1, 2, 3):
+            if planted is not None and np.array_equal(planted, np.rot90(probe, k)):
+                turns[truth] = 90 * k
+    return turns
 
 
 def evaluate(scan_out: str | Path, truth_csv: str | Path, overrides: dict | None = None) -> dict:
@@ -91,9 +103,10 @@ def evaluate(scan_out: str | Path, truth_csv: str | Path, overrides: dict | None
     upright_adult = ok[(ok.truth == "upright") & ok.role.isin(frontal_roles) & adult]
     corrupt = truth[truth.truth == "corrupt"].path
     turns = None
-    if TURN_COLUMN in ok.columns:  # rotD: turned D degrees counter-clockwise (np.rot90), so D clockwise undoes it
-        turned = ok[ok.truth.isin(TURN_FOR_TRUTH) & pd.to_numeric(ok[TURN_COLUMN], errors="coerce").notna()]
-        right = pd.to_numeric(turned[TURN_COLUMN]) == turned.truth.map(TURN_FOR_TRUTH)
+    if TURN_COLUMN in ok.columns:
+        undo = undoing_turns()
+        turned = ok[ok.truth.isin(undo) & pd.to_numeric(ok[TURN_COLUMN], errors="coerce").notna()]
+        right = pd.to_numeric(turned[TURN_COLUMN]) == turned.truth.map(undo)
         turns = dict(turned=len(turned), right=int(right.sum()), wrong=";".join(turned.path[~right].head(5)))
     return dict(
         files_in_truth=len(truth), missing_from_scores=missing,

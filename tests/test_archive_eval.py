@@ -64,6 +64,9 @@ def test_evaluate_counts_exactly(tmp_path):
     assert fps == {("rotation", "s1", "upright"): 1, ("rotation", "lat", "lateral"): 1}
     assert "Upright adult frontal films flagged by any detector: 1/2" in format_report(result)
     # the turn is judged on planted rotations only: b (rot90) is undone by 90 degrees clockwise
+    from cleaner.evaluate_archive import undoing_turns
+
+    assert undoing_turns() == {"rot90": 90, "rot180": 180, "rot270": 270}
     assert result["turn_upright"] == dict(turned=1, right=1, wrong="")
     scores = pd.read_csv(out / "scores.csv")
     scores.loc[scores.path == "b.png", "turn_upright_cw"] = 270
