@@ -141,9 +141,8 @@ def build_subset(src: Path, dest: Path, n: int) -> int:
 
 def measure(kind: str, archive: Path, bundles: list[Path], ndet: int, work: Path, limit: int) -> dict:
     from cleaner.preprocess import InputSpec
-    from cleaner.parallel import bounded_ordered_map
-from cleaner.scan import Source, decode_for_scan, scan_archive
-    from cleaner.parallel import default_workers
+    from cleaner.parallel import bounded_ordered_map, default_workers
+    from cleaner.scan import Source, decode_for_scan, scan_archive
     from cleaner.walker import WalkStats
 
     workers = default_workers()

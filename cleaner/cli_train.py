@@ -125,7 +125,7 @@ def evaluate(bundle, normals, labels, positives, negatives, out, workers, as_jso
         f"  AUC {auc}  threshold {m['threshold']:.4g}  accuracy {m['accuracy']:.4f}  "
         f"precision {m['precision']:.4f}  recall {m['recall']:.4f}\n"
         f"  confusion: tn {cm['tn']}  fp {cm['fp']}  fn {cm['fn']}  tp {cm['tp']}"
-        + (f"\n  recall by artefact: " + ", ".join(f"{k} {v:.3f}" for k, v in m["recall_by_variant"].items())
+        + ("\n  recall by artefact: " + ", ".join(f"{k} {v:.3f}" for k, v in m["recall_by_variant"].items())
            if "recall_by_variant" in m else "")
         + (f"\n  details in {out}" if out else "")
     )

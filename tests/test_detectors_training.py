@@ -113,7 +113,7 @@ def test_evaluate_synthetic_and_labelled(rotation_bundle, tmp_path):
 
 def test_custom_detector_via_cli_and_evaluate_cli(tmp_path):
     pos = write_normals(tmp_path / "pos", 24, seed=1)
-    neg = write_normals(tmp_path / "neg", 24, seed=2)
+    write_normals(tmp_path / "neg", 24, seed=2)
     for p in pos:  # "positives" are mirrored films stored as files
         Image.open(p).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(p)
     runner = CliRunner()
