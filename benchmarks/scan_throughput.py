@@ -307,7 +307,7 @@ def main():
         print("\n==== results ====")
         print("\n".join(report("shared/data (all sets)", results["shared"])))
         if args.big:
-            print("\n".join(report(f"large archive", results["big"])))
+            print("\n".join(report("large archive", results["big"])))
             a, b = results["small"]["scan1"], results["big"]["scan1"]
             print(f"  peak memory, full scan 1 det: {a['files']} files {a['peak_mb']:.0f} MB (main {a['main_mb']:.0f}) "
                   f"vs {b['files']} files {b['peak_mb']:.0f} MB (main {b['main_mb']:.0f}): "
