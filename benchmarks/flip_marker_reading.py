@@ -5,12 +5,10 @@ detector (anatomy at 128 px) fails on heavily wired ICU films whose heart border
 those films nearly all carry a legible side marker. This script measures that cue before it goes into the
 product:
 
-1. A small fully convolutional *glyph reader* is trained on 48 px patches cut from NIH films (Hannover is
-   never used), on which a glyph is drawn with the system's TrueType fonts: none (or a left-right
-   symmetric letter such as A, H, O), readable, or mirror-reversed. The background patch is mirrored at
-   random independently of the label, so anatomy carries no signal; only the glyph's handedness does.
-   Two sigmoid channels (readable, reversed), max-pooled over positions: on a whole film the same network
-   answers "is there readable text?" and "is there reversed text?".
+1. The glyph reader of ``detectors/glyphs.py`` is trained on synthetic 48 px patches cut from NIH films
+   (Hannover is never used): a letter drawn with the machine's TrueType fonts, readable, mirror-reversed,
+   or absent (or left-right symmetric, like A or O). Anatomy carries no signal (the background is mirrored
+   at random); on a whole film the same network answers "is there readable / reversed text?".
 2. On every Hannover film and its mirrored copy (as the flip benchmark synthesises them), the glyph
    evidence is logit(reversed) - logit(readable), and the combined score is
    logit(flip_score) + weight * glyph evidence (weight 1 = summing the two log-odds as independent evidence).
@@ -35,25 +33,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-PATCH = 48
 WORK_SIZE = 512
-FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "/Library/Fonts", "C:/Windows/Fonts")
-#: letters whose mirror image differs from them (their handedness can be read), and ones whose does not
-HANDED = list("RLFPSEBCDGJKNQZ2345679")
-SYMMETRIC = list("AHIMOTUVWXY08")
 
 
 def shared_data() -> Path:
     return Path(os.environ.get("CXCLEAN_SHARED_DATA", REPO.parent / "shared" / "data"))
-
-
-def sans_fonts() -> list[str]:
-    """Upright sans and serif TrueType fonts found on this machine (markers are mostly plain sans capitals)."""
-    found = sorted(str(p) for d in FONT_DIRS if Path(d).is_dir() for p in Path(d).rglob("*.ttf")
-                   if not any(w in p.name.lower() for w in ("italic", "oblique", "emoji", "symbol")))
-    if not found:
-        raise SystemExit("no TrueType fonts found (install fonts-dejavu or fonts-liberation)")
-    return found
 
 
 def film(path: Path):
@@ -64,108 +48,13 @@ def film(path: Path):
     return preprocess(read_image(path).pixels, InputSpec(size=WORK_SIZE))[..., 0]
 
 
-def glyph_mask(text, height, fonts, rng):
-    import numpy as np
-    from PIL import Image, ImageDraw, ImageFont
-
-    font = ImageFont.truetype(fonts[int(rng.integers(len(fonts)))], max(6, int(height * 1.35)))
-    left, top, right, bottom = font.getbbox(text)
-    pad = int(rng.integers(1, 5))
-    mask = Image.new("L", (right - left + 2 * pad, bottom - top + 2 * pad), 0)
-    ImageDraw.Draw(mask).text((pad - left, pad - top), text, fill=255, font=font)
-    box = Image.new("L", mask.size, 255)
-    stretch = float(np.exp(rng.uniform(-0.3, 0.3)))  # the square resize of landscape or portrait films
-    size = (max(1, round(mask.width * stretch)), max(1, round(mask.height / stretch)))
-    mask, box = mask.resize(size, Image.Resampling.BILINEAR), box.resize(size, Image.Resampling.BILINEAR)
-    angle = rng.uniform(-10, 10)
-    if abs(angle) > 1:
-        mask = mask.rotate(angle, Image.Resampling.BILINEAR, expand=True)
-        box = box.rotate(angle, Image.Resampling.BILINEAR, expand=True)
-    return np.asarray(mask, np.float32) / 255, np.asarray(box, np.float32) / 255
-
-
-def make_patch(background, label, fonts, rng):
-    """label 0: no glyph or a symmetric one; 1: readable glyph; 2: mirror-reversed glyph."""
-    import numpy as np
-    from PIL import Image
-    from scipy.ndimage import gaussian_filter
-
-    x = background[:, ::-1].copy() if rng.random() < 0.5 else background.copy()
-    if label == 0:
-        text = "".join(rng.choice(SYMMETRIC, size=int(rng.integers(1, 3)))) if rng.random() < 0.4 else None
-    else:
-        r = rng.random()
-        text = "R" if r < 0.3 else "L" if r < 0.6 else "".join(rng.choice(HANDED, size=int(rng.integers(1, 3))))
-    if text:
-        mask, box = glyph_mask(text, rng.uniform(9, 30), fonts, rng)
-        if label == 2:
-            mask, box = mask[:, ::-1], box[:, ::-1]
-        if max(mask.shape) > PATCH:
-            s = 0.95 * PATCH / max(mask.shape)
-            size = (max(1, int(mask.shape[1] * s)), max(1, int(mask.shape[0] * s)))
-            mask = np.asarray(Image.fromarray(mask).resize(size), np.float32)
-            box = np.asarray(Image.fromarray(box).resize(size), np.float32)
-        h, w = mask.shape
-        top, left = int(rng.integers(0, PATCH - h + 1)), int(rng.integers(0, PATCH - w + 1))
-        region = x[top : top + h, left : left + w]
-        style, ink = rng.random(), rng.uniform(0.85, 1.0)
-        if style < 0.35:  # a marker on its own dark or light plate
-            back = rng.uniform(0.0, 0.3) if rng.random() < 0.6 else rng.uniform(0.8, 1.0)
-            ink = rng.uniform(0.0, 0.2) if back > 0.5 else ink
-            region[:] = region * (1 - box) + back * box
-        elif style < 0.5:
-            ink = rng.uniform(0.0, 0.15)
-        region[:] = region * (1 - mask) + ink * mask
-    if rng.random() < 0.5:
-        x = gaussian_filter(x, rng.uniform(0.3, 1.2))
-    x = np.clip(x, 0, 1) ** rng.uniform(0.7, 1.4)
-    x = x + rng.uniform(0, 0.03) * rng.standard_normal(x.shape)
-    return np.clip(x, 0, 1).astype(np.float32)
-
-
-def glyph_reader(width: float = 1.0):
-    """``width`` scales every layer's filters (0.5: about a quarter of the compute)."""
-    import keras
-    from keras import layers
-
-    inputs = keras.Input((None, None, 1))
-    x = inputs
-    for filters, pool in ((32, True), (64, True), (96, True), (128, False)):
-        for _ in range(2):
-            x = layers.Conv2D(max(8, round(filters * width)), 3, padding="same", use_bias=False)(x)
-            x = layers.BatchNormalization(momentum=0.9)(x)
-            x = layers.ReLU()(x)
-        if pool:
-            x = layers.MaxPooling2D(2)(x)
-    logits = layers.Conv2D(2, 1, name="readable_reversed")(x)
-    return keras.Model(inputs, layers.Activation("sigmoid")(layers.GlobalMaxPooling2D()(logits)), name="glyph_reader")
-
-
 def train_reader(data: Path, n_patches: int, epochs: int, seed: int, width: float, log):
-    import keras
-    import numpy as np
     import pandas as pd
 
-    keras.utils.set_random_seed(seed)
+    from detectors.glyphs import train_reader as train
+
     meta = pd.read_csv(data / "nih" / "metadata.csv", dtype=str).sort_values("path")
-    films = [film(data / "nih" / p) for p in meta["path"]]
-    fonts = sans_fonts()
-    log(f"glyph reader: {len(films)} NIH films as backgrounds, {len(fonts)} font(s), {n_patches} patches")
-    rng = np.random.default_rng(seed)
-    x = np.zeros((n_patches, PATCH, PATCH, 1), np.float32)
-    y = np.zeros((n_patches, 2), np.float32)
-    for k in range(n_patches):
-        im = films[int(rng.integers(len(films)))]
-        top, left = int(rng.integers(0, WORK_SIZE - PATCH + 1)), int(rng.integers(0, WORK_SIZE - PATCH + 1))
-        label = int(rng.integers(3))
-        x[k, ..., 0] = make_patch(im[top : top + PATCH, left : left + PATCH], label, fonts, rng)
-        if label:
-            y[k, label - 1] = 1
-    model = glyph_reader(width)
-    model.compile(keras.optimizers.Adam(1e-3), "binary_crossentropy", metrics=["binary_accuracy"])
-    n_val = n_patches // 10
-    model.fit(x[n_val:], y[n_val:], validation_data=(x[:n_val], y[:n_val]), batch_size=128, epochs=epochs, verbose=2)
-    return model
+    return train([film(data / "nih" / p) for p in meta["path"]], n_patches, epochs, seed, width, log)
 
 
 def main(argv=None) -> int:
@@ -187,6 +76,7 @@ def main(argv=None) -> int:
     from sklearn.metrics import roc_auc_score
 
     from detectors.evaluation import evaluate
+    from detectors.glyphs import evidence
 
     def log(message):
         print(message, flush=True)
@@ -213,7 +103,7 @@ def main(argv=None) -> int:
         return np.log(p / (1 - p))
 
     scores = pd.DataFrame(rows).merge(anatomy[["path", "label", "flip_score"]], on=["path", "label"])
-    scores["glyph_evidence"] = logit(scores["p_reversed"]) - logit(scores["p_readable"])
+    scores["glyph_evidence"] = evidence(scores["p_readable"], scores["p_reversed"])
     meta = pd.read_csv(data / "hannover" / "metadata.csv", dtype=str)
     meta["path"] = [str(data / "hannover" / p) for p in meta["path"]]
     scores = scores.merge(meta[["path", "view"]], on="path", how="left")

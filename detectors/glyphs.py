@@ -1,0 +1,148 @@
+"""Reading the handedness of burned-in text: is a film's side marker or label readable, or mirror-reversed?
+
+A digital mirror reverses every glyph on a film, and portable ICU films (where anatomy fails the flip
+detector) nearly all carry a side marker. The reader is trained only on synthetic patches: a letter drawn
+over a patch of a real film, readable, reversed, or absent (or left-right symmetric, like A or O, whose
+handedness cannot be read). The background is mirrored at random independently of the label, so only the
+glyph's handedness separates the classes. The network is fully convolutional with a global max over
+positions: trained on 48 px patches, it answers on a whole film "is there readable text?" and "is there
+reversed text?". Measured in ``benchmarks/flip_marker_reading.py``; not yet part of a detector bundle.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+PATCH = 48
+FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "/Library/Fonts", "C:/Windows/Fonts")
+#: letters whose mirror image differs from them (their handedness can be read), and ones whose does not
+HANDED = list("RLFPSEBCDGJKNQZ2345679")
+SYMMETRIC = list("AHIMOTUVWXY08")
+#: stands for Pillow's own scalable font where the machine has no TrueType fonts
+PILLOW_FONT = "<pillow default>"
+
+
+def find_fonts() -> list[str]:
+    """Upright TrueType fonts on this machine (markers are mostly plain capitals); Pillow's own font if none."""
+    found = sorted(str(p) for d in FONT_DIRS if Path(d).is_dir() for p in Path(d).rglob("*.ttf")
+                   if not any(w in p.name.lower() for w in ("italic", "oblique", "emoji", "symbol")))
+    return found or [PILLOW_FONT]
+
+
+def glyph_mask(text: str, height: float, fonts: Sequence[str], rng: np.random.Generator):
+    """The text's ink and its plate (the box behind it) as [0, 1] arrays, stretched and tilted at random."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    path, size = fonts[int(rng.integers(len(fonts)))], max(6, int(height * 1.35))
+    font = ImageFont.load_default(size) if path == PILLOW_FONT else ImageFont.truetype(path, size)
+    left, top, right, bottom = font.getbbox(text)
+    pad = int(rng.integers(1, 5))
+    mask = Image.new("L", (right - left + 2 * pad, bottom - top + 2 * pad), 0)
+    ImageDraw.Draw(mask).text((pad - left, pad - top), text, fill=255, font=font)
+    box = Image.new("L", mask.size, 255)
+    stretch = float(np.exp(rng.uniform(-0.3, 0.3)))  # the square resize of landscape or portrait films
+    size = (max(1, round(mask.width * stretch)), max(1, round(mask.height / stretch)))
+    mask, box = mask.resize(size, Image.Resampling.BILINEAR), box.resize(size, Image.Resampling.BILINEAR)
+    angle = rng.uniform(-10, 10)
+    if abs(angle) > 1:
+        mask = mask.rotate(angle, Image.Resampling.BILINEAR, expand=True)
+        box = box.rotate(angle, Image.Resampling.BILINEAR, expand=True)
+    return np.asarray(mask, np.float32) / 255, np.asarray(box, np.float32) / 255
+
+
+def make_patch(background: np.ndarray, label: int, fonts: Sequence[str], rng: np.random.Generator) -> np.ndarray:
+    """label 0: no glyph or a symmetric one; 1: readable glyph; 2: mirror-reversed glyph."""
+    from PIL import Image
+    from scipy.ndimage import gaussian_filter
+
+    x = background[:, ::-1].copy() if rng.random() < 0.5 else background.copy()
+    if label == 0:
+        text = "".join(rng.choice(SYMMETRIC, size=int(rng.integers(1, 3)))) if rng.random() < 0.4 else None
+    else:
+        r = rng.random()
+        text = "R" if r < 0.3 else "L" if r < 0.6 else "".join(rng.choice(HANDED, size=int(rng.integers(1, 3))))
+    if text:
+        mask, box = glyph_mask(text, rng.uniform(9, 30), fonts, rng)
+        if label == 2:
+            mask, box = mask[:, ::-1], box[:, ::-1]
+        if max(mask.shape) > PATCH:
+            s = 0.95 * PATCH / max(mask.shape)
+            size = (max(1, int(mask.shape[1] * s)), max(1, int(mask.shape[0] * s)))
+            mask = np.asarray(Image.fromarray(mask).resize(size), np.float32)
+            box = np.asarray(Image.fromarray(box).resize(size), np.float32)
+        h, w = mask.shape
+        top, left = int(rng.integers(0, PATCH - h + 1)), int(rng.integers(0, PATCH - w + 1))
+        region = x[top : top + h, left : left + w]
+        style, ink = rng.random(), rng.uniform(0.85, 1.0)
+        if style < 0.35:  # a marker on its own dark or light plate
+            back = rng.uniform(0.0, 0.3) if rng.random() < 0.6 else rng.uniform(0.8, 1.0)
+            ink = rng.uniform(0.0, 0.2) if back > 0.5 else ink
+            region[:] = region * (1 - box) + back * box
+        elif style < 0.5:
+            ink = rng.uniform(0.0, 0.15)
+        region[:] = region * (1 - mask) + ink * mask
+    if rng.random() < 0.5:
+        x = gaussian_filter(x, rng.uniform(0.3, 1.2))
+    x = np.clip(x, 0, 1) ** rng.uniform(0.7, 1.4)
+    x = x + rng.uniform(0, 0.03) * rng.standard_normal(x.shape)
+    return np.clip(x, 0, 1).astype(np.float32)
+
+
+def build_reader(width: float = 1.0):
+    """``width`` scales every layer's filters (0.5: about a quarter of the compute)."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input((None, None, 1))
+    x = inputs
+    for filters, pool in ((32, True), (64, True), (96, True), (128, False)):
+        for _ in range(2):
+            x = layers.Conv2D(max(8, round(filters * width)), 3, padding="same", use_bias=False)(x)
+            x = layers.BatchNormalization(momentum=0.9)(x)
+            x = layers.ReLU()(x)
+        if pool:
+            x = layers.MaxPooling2D(2)(x)
+    logits = layers.Conv2D(2, 1, name="readable_reversed")(x)
+    return keras.Model(inputs, layers.Activation("sigmoid")(layers.GlobalMaxPooling2D()(logits)), name="glyph_reader")
+
+
+def synth_patches(films: Sequence[np.ndarray], n_patches: int, fonts: Sequence[str], rng: np.random.Generator):
+    """``n_patches`` patches cut at random from ``films`` (each at least PATCH px a side), labels drawn evenly;
+    y is (n, 2): [readable, reversed]."""
+    x = np.zeros((n_patches, PATCH, PATCH, 1), np.float32)
+    y = np.zeros((n_patches, 2), np.float32)
+    for k in range(n_patches):
+        im = films[int(rng.integers(len(films)))]
+        top, left = int(rng.integers(0, im.shape[0] - PATCH + 1)), int(rng.integers(0, im.shape[1] - PATCH + 1))
+        label = int(rng.integers(3))
+        x[k, ..., 0] = make_patch(im[top : top + PATCH, left : left + PATCH], label, fonts, rng)
+        if label:
+            y[k, label - 1] = 1
+    return x, y
+
+
+def train_reader(films: Sequence[np.ndarray], n_patches: int = 30000, epochs: int = 4, seed: int = 0,
+                 width: float = 1.0, log: Callable[[str], None] = print, verbose: int = 2):
+    """A glyph reader trained on synthetic patches over ``films`` (decoded, preprocessed [0, 1] arrays)."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    fonts = find_fonts()
+    log(f"glyph reader: {len(films)} film(s) as backgrounds, {len(fonts)} font(s), {n_patches} patches")
+    x, y = synth_patches(films, n_patches, fonts, np.random.default_rng(seed))
+    model = build_reader(width)
+    model.compile(keras.optimizers.Adam(1e-3), "binary_crossentropy", metrics=["binary_accuracy"])
+    n_val = n_patches // 10
+    model.fit(x[n_val:], y[n_val:], validation_data=(x[:n_val], y[:n_val]), batch_size=128, epochs=epochs, verbose=verbose)
+    return model
+
+
+def evidence(p_readable, p_reversed) -> np.ndarray:
+    """Log-odds that the film's text is reversed: logit(reversed) - logit(readable)."""
+    def logit(p):
+        p = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
+        return np.log(p / (1 - p))
+
+    return logit(p_reversed) - logit(p_readable)
