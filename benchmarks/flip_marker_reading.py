@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     from sklearn.metrics import roc_auc_score
 
     from detectors.evaluation import evaluate
-    from detectors.glyphs import evidence
+    from detectors.glyphs import evidence, logit
 
     def log(message):
         print(message, flush=True)
@@ -97,10 +97,6 @@ def main(argv=None) -> int:
             readable, reversed_ = reader.predict(np.ascontiguousarray(shown)[None, ..., None], verbose=0)[0]
             rows.append({"path": path, "label": label, "p_readable": float(readable), "p_reversed": float(reversed_)})
     read_s = time.perf_counter() - t1
-
-    def logit(p):
-        p = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
-        return np.log(p / (1 - p))
 
     scores = pd.DataFrame(rows).merge(anatomy[["path", "label", "flip_score"]], on=["path", "label"])
     scores["glyph_evidence"] = evidence(scores["p_readable"], scores["p_reversed"])

@@ -139,10 +139,12 @@ def train_reader(films: Sequence[np.ndarray], n_patches: int = 30000, epochs: in
     return model
 
 
+def logit(p) -> np.ndarray:
+    """Log-odds of a probability, clipped so that a saturated sigmoid stays finite."""
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
 def evidence(p_readable, p_reversed) -> np.ndarray:
     """Log-odds that the film's text is reversed: logit(reversed) - logit(readable)."""
-    def logit(p):
-        p = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
-        return np.log(p / (1 - p))
-
     return logit(p_reversed) - logit(p_readable)
