@@ -10,6 +10,7 @@ reversed text?". Measured in ``benchmarks/flip_marker_reading.py``; not yet part
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -20,23 +21,59 @@ FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "/Library/Fonts", "C:
 #: letters whose mirror image differs from them (their handedness can be read), and ones whose does not
 HANDED = list("RLFPSEBCDGJKNQZ2345679")
 SYMMETRIC = list("AHIMOTUVWXY08")
+#: a letter counts as handed in a font when its mirror overlap is at most this, as symmetric when at least that
+HANDED_MAX_OVERLAP, SYMMETRIC_MIN_OVERLAP = 0.75, 0.85
 #: stands for Pillow's own scalable font where the machine has no TrueType fonts
 PILLOW_FONT = "<pillow default>"
 
 
 def find_fonts() -> list[str]:
-    """Upright TrueType fonts on this machine (markers are mostly plain capitals); Pillow's own font if none."""
+    """Upright TrueType fonts on this machine (markers are mostly plain capitals) in which an R and an L can be
+    told from their mirror images; Pillow's own scalable font if there are none."""
     found = sorted(str(p) for d in FONT_DIRS if Path(d).is_dir() for p in Path(d).rglob("*.ttf")
                    if not any(w in p.name.lower() for w in ("italic", "oblique", "emoji", "symbol")))
-    return found or [PILLOW_FONT]
+    usable = [f for f in found if {"R", "L"} <= set(letter_sets(f)[0])]
+    return usable or [PILLOW_FONT]
 
 
-def glyph_mask(text: str, height: float, fonts: Sequence[str], rng: np.random.Generator):
+def load_font(path: str, size: int):
+    from PIL import ImageFont
+
+    return ImageFont.load_default(size) if path == PILLOW_FONT else ImageFont.truetype(path, size)
+
+
+def mirror_overlap(letter: str, font_path: str) -> float:
+    """How alike a letter and its mirror image are in this font: intersection over union of the ink, drawn
+    large, cropped to the ink and slightly blurred so that hinting and anti-aliasing do not count (1 = symmetric)."""
+    from PIL import Image, ImageDraw
+    from scipy.ndimage import gaussian_filter
+
+    font = load_font(font_path, 160)
+    left, top, right, bottom = font.getbbox(letter)
+    im = Image.new("L", (right - left + 4, bottom - top + 4), 0)
+    ImageDraw.Draw(im).text((2 - left, 2 - top), letter, fill=255, font=font)
+    ink = np.asarray(im, np.float32) / 255
+    rows, cols = np.nonzero(ink > 0.1)
+    ink = gaussian_filter(ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1], 3.0)
+    mirrored = ink[:, ::-1]
+    return float(np.minimum(ink, mirrored).sum() / np.maximum(ink, mirrored).sum())
+
+
+@functools.lru_cache(maxsize=None)
+def letter_sets(font_path: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(handed, symmetric) letters *in this font*: a serif A or U has thick and thin strokes, so it is not
+    symmetric there, and Q is barely handed anywhere. Letters in between are not drawn with the font, so
+    that no patch is labelled against what it shows."""
+    handed = tuple(c for c in HANDED if mirror_overlap(c, font_path) <= HANDED_MAX_OVERLAP)
+    symmetric = tuple(c for c in SYMMETRIC if mirror_overlap(c, font_path) >= SYMMETRIC_MIN_OVERLAP)
+    return handed, symmetric
+
+
+def glyph_mask(text: str, height: float, font_path: str, rng: np.random.Generator):
     """The text's ink and its plate (the box behind it) as [0, 1] arrays, stretched and tilted at random."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
-    path, size = fonts[int(rng.integers(len(fonts)))], max(6, int(height * 1.35))
-    font = ImageFont.load_default(size) if path == PILLOW_FONT else ImageFont.truetype(path, size)
+    font = load_font(font_path, max(6, int(height * 1.35)))
     left, top, right, bottom = font.getbbox(text)
     pad = int(rng.integers(1, 5))
     mask = Image.new("L", (right - left + 2 * pad, bottom - top + 2 * pad), 0)
@@ -58,13 +95,15 @@ def make_patch(background: np.ndarray, label: int, fonts: Sequence[str], rng: np
     from scipy.ndimage import gaussian_filter
 
     x = background[:, ::-1].copy() if rng.random() < 0.5 else background.copy()
+    font = fonts[int(rng.integers(len(fonts)))]
+    handed, symmetric = letter_sets(font)
     if label == 0:
-        text = "".join(rng.choice(SYMMETRIC, size=int(rng.integers(1, 3)))) if rng.random() < 0.4 else None
+        text = "".join(rng.choice(symmetric, size=int(rng.integers(1, 3)))) if symmetric and rng.random() < 0.4 else None
     else:
         r = rng.random()
-        text = "R" if r < 0.3 else "L" if r < 0.6 else "".join(rng.choice(HANDED, size=int(rng.integers(1, 3))))
+        text = "R" if r < 0.3 else "L" if r < 0.6 else "".join(rng.choice(handed, size=int(rng.integers(1, 3))))
     if text:
-        mask, box = glyph_mask(text, rng.uniform(9, 30), fonts, rng)
+        mask, box = glyph_mask(text, rng.uniform(9, 30), font, rng)
         if label == 2:
             mask, box = mask[:, ::-1], box[:, ::-1]
         if max(mask.shape) > PATCH:
