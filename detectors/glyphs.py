@@ -32,8 +32,15 @@ def find_fonts() -> list[str]:
     told from their mirror images; Pillow's own scalable font if there are none."""
     found = sorted(str(p) for d in FONT_DIRS if Path(d).is_dir() for p in Path(d).rglob("*.ttf")
                    if not any(w in p.name.lower() for w in ("italic", "oblique", "emoji", "symbol")))
-    usable = [f for f in found if {"R", "L"} <= set(letter_sets(f)[0])]
-    return usable or [PILLOW_FONT]
+    return [f for f in found if _draws_markers(f)] or [PILLOW_FONT]
+
+
+def _draws_markers(font_path: str) -> bool:
+    """False for a font that cannot be read, draws nothing, or draws R and L symmetric (e.g. as empty boxes)."""
+    try:
+        return {"R", "L"} <= set(letter_sets(font_path)[0])
+    except (OSError, ValueError):
+        return False
 
 
 def load_font(path: str, size: int):

@@ -86,3 +86,10 @@ def test_reader_scores_patches_and_whole_films_alike():
 def test_evidence_is_zero_when_undecided_and_changes_sign_with_the_mirror():
     assert glyphs.evidence(0.5, 0.5) == pytest.approx(0.0)
     assert glyphs.evidence(0.1, 0.9) > 2 and glyphs.evidence(0.9, 0.1) == pytest.approx(-glyphs.evidence(0.1, 0.9))
+
+
+def test_a_font_file_that_cannot_be_read_or_draws_nothing_is_not_used(tmp_path):
+    broken = tmp_path / "broken.ttf"
+    broken.write_bytes(b"not a font")
+    assert not glyphs._draws_markers(str(broken))
+    assert all(glyphs._draws_markers(f) for f in glyphs.find_fonts() if f != glyphs.PILLOW_FONT)
