@@ -141,12 +141,14 @@ def build_reader(width: float = 1.0):
     import keras
     from keras import layers
 
+    from .backbones import BN_MOMENTUM
+
     inputs = keras.Input((None, None, 1))
     x = inputs
     for filters, pool in ((32, True), (64, True), (96, True), (128, False)):
         for _ in range(2):
             x = layers.Conv2D(max(8, round(filters * width)), 3, padding="same", use_bias=False)(x)
-            x = layers.BatchNormalization(momentum=0.9)(x)
+            x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)  # few steps per epoch: see backbones
             x = layers.ReLU()(x)
         if pool:
             x = layers.MaxPooling2D(2)(x)
