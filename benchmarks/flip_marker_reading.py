@@ -54,7 +54,7 @@ def train_reader(data: Path, n_patches: int, epochs: int, seed: int, width: floa
     from detectors.glyphs import train_reader as train
 
     meta = pd.read_csv(data / "nih" / "metadata.csv", dtype=str).sort_values("path")
-    return train([film(data / "nih" / p) for p in meta["path"]], n_patches, epochs, seed, width, log)
+    return train([film(data / "nih" / p) for p in meta["path"]], n_patches, epochs, seed, width, log)[0]
 
 
 def main(argv=None) -> int:

@@ -22,6 +22,7 @@ def _fail(exc: Exception) -> None:
 Examples:
   cxclean train-detector rotation --normals archive_sample/ --out detectors/rotation
   cxclean train-detector flip --normals normals.csv --out bundles/flip --backbone compact --weights none
+  cxclean train-detector flip --normals normals/ --out bundles/flip_anatomy --no-glyph-reader
   cxclean train-detector inversion --normals normals/ --out bundles/inversion --weights ~/resnet50_notop.h5
   cxclean train-detector custom --name lateral --positives laterals/ --negatives frontals/ --out bundles/lateral
   cxclean train-detector custom --name not_chest --labels labels.csv --out bundles/not_chest
@@ -52,13 +53,23 @@ each patient on one side) and, for custom, 'label' (1 = positive, 0 = negative).
               help="Threshold = highest recall with at least this validation precision.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--workers", type=int, default=1, show_default=True, help="Decoding processes.")
+@click.option("--glyph-reader/--no-glyph-reader", default=None,
+              help="Also read burned-in text (side markers, labels) for whether it is mirror-reversed. "
+                   "Default: on for flip, off otherwise.")
+@click.option("--glyph-size", type=int, default=512, show_default=True,
+              help="With the glyph reader: the model's input, pixels (a multiple of --image-size; the backbone sees it averaged down).")
+@click.option("--glyph-patches", type=int, default=30000, show_default=True,
+              help="With the glyph reader: synthetic letter patches it is trained on.")
 def train_detector(kind, normals, positives, negatives, labels, name, out, backbone, weights, image_size, epochs,
-                   batch_size, learning_rate, patience, head_epochs, copies, val_fraction, target_precision, seed, workers):
+                   batch_size, learning_rate, patience, head_epochs, copies, val_fraction, target_precision, seed, workers,
+                   glyph_reader, glyph_size, glyph_patches):
     """Train a KIND detector and write a reusable bundle to --out.
 
     rotation, inversion and flip are synthesised from presumed-normal images (--normals): the
     artefact is applied to each decoded image, then the same preprocessing scanning uses. custom
-    learns from labelled images (--positives/--negatives or --labels). The bundle holds the model,
+    learns from labelled images (--positives/--negatives or --labels). flip also trains a reader of
+    burned-in text (a mirror reverses every side marker) on synthetic letters over the training
+    films, and adds its evidence to the backbone's. The bundle holds the model,
     detector.json (threshold, metrics, provenance), ROC and precision-recall plots and the
     training manifest."""
     from detectors.backbones import WeightsError, resolve_weights
@@ -74,7 +85,8 @@ def train_detector(kind, normals, positives, negatives, labels, name, out, backb
             kind, normals, out=out, positives=positives, negatives=negatives, labels=labels, name=name,
             backbone=backbone, weights=weights, image_size=image_size, epochs=epochs, batch_size=batch_size,
             learning_rate=learning_rate, patience=patience, head_epochs=head_epochs, copies=copies, val_fraction=val_fraction,
-            target_precision=target_precision, seed=seed, workers=workers, log=lambda m: click.echo(m, err=True),
+            target_precision=target_precision, seed=seed, workers=workers, glyph_reader=glyph_reader,
+            glyph_size=glyph_size, glyph_patches=glyph_patches, log=lambda m: click.echo(m, err=True),
         )
     except (ValueError, FileNotFoundError) as exc:
         _fail(exc)

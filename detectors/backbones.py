@@ -101,15 +101,20 @@ def _all_layers(model):
             yield from _all_layers(layer)
 
 
-def build(backbone: str, size: int, weights: str | None = None, dropout: float = 0.3):
+def build(backbone: str, size: int, weights: str | None = None, dropout: float = 0.3, input_pool: int = 1):
     """The classifier model for ``backbone``; ``weights`` as returned by ``resolve_weights``.
 
+    With ``input_pool`` > 1 the model takes ``size * input_pool`` px and averages it down to ``size``
+    in its first layer, so that a detector which also reads fine detail (flip's glyph reader) and its
+    anatomy branch share one input, and the anatomy branch is trained on exactly what it scans.
     Returns (model, base): ``base`` is the pretrained part to freeze for a head-first phase.
     """
+    if input_pool < 1:
+        raise ValueError(f"input_pool must be at least 1, not {input_pool}")
     if backbone == "resnet50":
-        model, base = _resnet50(size, weights, dropout)
+        model, base = _resnet50(size, weights, dropout, input_pool)
     elif backbone == "compact":
-        model, base = _compact(size, dropout), None
+        model, base = _compact(size, dropout, input_pool), None
         if weights is not None:
             _load_weights(model, weights)
     else:
@@ -122,7 +127,29 @@ def _load_weights(model, weights: str):
     try:
         model.load_weights(weights)
     except Exception as exc:
-        raise WeightsError(f"--weights {weights}: cannot load into this backbone ({type(exc).__name__}: {exc})") from None
+        if not (weights.endswith(".keras") and _copy_weights_by_name(model, weights)):
+            raise WeightsError(f"--weights {weights}: cannot load into this backbone ({type(exc).__name__}: {exc})") from None
+
+
+def _copy_weights_by_name(model, weights: str) -> bool:
+    """Seed ``model`` from a bundle's model file that holds more than this backbone (flip's glyph reader
+    beside it): every layer with weights must find a layer of the same name and shapes there."""
+    import keras
+
+    from . import layers  # noqa: F401  registers cxclean's layers for the safe-mode load
+
+    try:
+        donor = keras.saving.load_model(weights, safe_mode=True, compile=False)
+    except Exception:
+        return False
+    found = {layer.name: layer for layer in _all_layers(donor)}
+    pairs = [(layer, found.get(layer.name)) for layer in model.layers if layer.weights]
+    if not pairs or any(d is None or [w.shape for w in d.get_weights()] != [w.shape for w in t.get_weights()]
+                        for t, d in pairs):
+        return False
+    for target, donor_layer in pairs:
+        target.set_weights(donor_layer.get_weights())
+    return True
 
 
 def _head(x, dropout: float):
@@ -134,7 +161,15 @@ def _head(x, dropout: float):
     return keras.layers.Activation("sigmoid", dtype="float32", name="score")(logit)
 
 
-def _resnet50(size: int, weights: str | None, dropout: float):
+def _model_input(size: int, pool: int):
+    """The (size * pool)-px image input and the tensor the backbone starts from (pooled to ``size``)."""
+    import keras
+
+    inputs = keras.Input((size * pool, size * pool, 1), name="image")
+    return inputs, (keras.layers.AveragePooling2D(pool, name="input_pool")(inputs) if pool > 1 else inputs)
+
+
+def _resnet50(size: int, weights: str | None, dropout: float, pool: int = 1):
     import keras
 
     from .layers import GreyToBackboneInput
@@ -142,13 +177,13 @@ def _resnet50(size: int, weights: str | None, dropout: float):
     base = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(size, size, 3), pooling="avg")
     if weights is not None:
         _load_weights(base, weights)
-    inputs = keras.Input((size, size, 1), name="image")
-    x = GreyToBackboneInput(channels=3, scale=255.0, offsets=CAFFE_MEANS, name="to_resnet50")(inputs)
+    inputs, x = _model_input(size, pool)
+    x = GreyToBackboneInput(channels=3, scale=255.0, offsets=CAFFE_MEANS, name="to_resnet50")(x)
     x = base(x)
     return keras.Model(inputs, _head(x, dropout), name="cxclean_resnet50"), (base if weights is not None else None)
 
 
-def _compact(size: int, dropout: float):
+def _compact(size: int, dropout: float, pool: int = 1):
     """About 0.2 M parameters (under 1 MB saved): separable conv blocks, then a head that keeps a
     coarse 4x4 layout (mirroring and rotation are about *where* things are) next to global pooling."""
     import keras
@@ -156,8 +191,8 @@ def _compact(size: int, dropout: float):
 
     from .layers import GreyToBackboneInput
 
-    inputs = keras.Input((size, size, 1), name="image")
-    x = GreyToBackboneInput(channels=1, scale=2.0, offsets=(1.0,), name="to_unit_range")(inputs)
+    inputs, x = _model_input(size, pool)
+    x = GreyToBackboneInput(channels=1, scale=2.0, offsets=(1.0,), name="to_unit_range")(x)
     x = layers.Conv2D(24, 5, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
     x = layers.BatchNormalization(name="stem_bn")(x)
     x = layers.ReLU(name="stem_relu")(x)

@@ -47,7 +47,8 @@ def evaluate(
     else:
         sources = gather_sources(get_kind("custom"), None, positives, negatives, labels)
         mode = "labelled"
-    max_side = int(detector.info.get("training", {}).get("working_max_side", 2 * spec.size))
+    # never below the input size: a glyph-reading detector reads detail finer than its backbone's working size
+    max_side = max(int(detector.info.get("training", {}).get("working_max_side", 2 * spec.size)), spec.size)
     decode_sources(sources, max_side=max_side, workers=workers, progress=progress)
     bad = [s for s in sources if s.error]
     for s in bad:

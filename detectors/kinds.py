@@ -29,6 +29,9 @@ class Kind:
     variants: tuple[str, ...] = ()
     #: other synthetic kinds whose artefacts this detector must ignore (applied label-independently in training)
     nuisances: tuple[str, ...] = ()
+    #: whether the detector also reads burned-in text at high resolution (``detectors.glyphs``): a mirror
+    #: reverses every side marker and label, the one cue left on ICU films whose anatomy is hidden
+    reads_glyphs: bool = False
 
     def __post_init__(self):
         if self.make_positive is not None and not self.variants:
@@ -91,5 +94,6 @@ register(Kind("rotation", "upright (negative) vs rotated by 90, 180 or 270 degre
               _rotate, ("rot90", "rot180", "rot270"), nuisances=("inversion", "flip")))
 register(Kind("inversion", "upright vs pixel-inverted (max - x on the displayed image)", _invert, ("inverted",),
               nuisances=("rotation", "flip")))
-register(Kind("flip", "upright vs left-right mirrored", _mirror, ("mirrored",), nuisances=("inversion",)))
+register(Kind("flip", "upright vs left-right mirrored", _mirror, ("mirrored",), nuisances=("inversion",),
+              reads_glyphs=True))
 register(Kind("custom", "trained from labelled positives and negatives (e.g. laterals vs frontals)"))

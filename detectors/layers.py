@@ -31,3 +31,23 @@ class GreyToBackboneInput(keras.layers.Layer):
         config.update(channels=self.channels, scale=self.scale, offsets=self.offsets)
         return config
 
+
+
+@keras.saving.register_keras_serializable(package="cxclean")
+class GlyphEvidence(keras.layers.Layer):
+    """The glyph reader's (N, 2) [readable, reversed] logits to the log-odds that the film's text is
+    mirror-reversed, reversed - readable, each logit clipped to +-``clip`` so that one saturated
+    glyph cannot outvote everything else the detector sees."""
+
+    def __init__(self, clip: float = 13.8155, **kwargs):
+        super().__init__(**kwargs)
+        self.clip = float(clip)
+
+    def call(self, inputs):
+        logits = ops.clip(inputs, -self.clip, self.clip)
+        return logits[:, 1:2] - logits[:, 0:1]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(clip=self.clip)
+        return config

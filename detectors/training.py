@@ -12,11 +12,11 @@ from typing import Callable
 import numpy as np
 
 from cleaner.manifests import file_sha256
-from cleaner.preprocess import InputSpec
+from cleaner.preprocess import InputSpec, preprocess
 
-from . import backbones, synthesis
+from . import backbones, glyphs, synthesis
 from .bundle import INFO_FILE, Detector, save_bundle
-from .data import Source, decode_sources, list_sources, split_sources, training_set_sha256, write_manifest
+from .data import Source, decode_sources, list_sources, shrink_to, split_sources, training_set_sha256, write_manifest
 from .kinds import NUISANCE_PROBABILITY, Kind, get_kind
 from .metrics import binary_metrics, choose_threshold, is_suspect_normal, recall_by_variant, save_curves
 from .synthesis import TrainingBatches, build_eval_set
@@ -137,6 +137,11 @@ def train(
     copies: int = 1,
     workers: int = 1,
     max_side: int | None = None,
+    glyph_reader: bool | None = None,
+    glyph_size: int = 512,
+    glyph_patches: int = 30000,
+    glyph_epochs: int = 4,
+    glyph_width: float = 0.5,
     log: Callable[[str], None] = _stderr,
     progress: bool = True,
 ) -> Detector:
@@ -144,6 +149,9 @@ def train(
 
     Synthetic kinds (rotation, inversion, flip) need ``normals`` (a folder or CSV of presumed-normal
     images); ``custom`` needs ``positives`` + ``negatives`` folders or a ``labels`` CSV (path,label).
+    ``glyph_reader`` (default: the kind's ``reads_glyphs``, i.e. flip) adds a reader of burned-in text:
+    the model then takes ``glyph_size`` px, the backbone sees it pooled to ``image_size``, and a reader
+    trained on synthetic letters over the training films adds its evidence to the backbone's log-odds.
     """
     started = time.perf_counter()
     kind_def = get_kind(kind)
@@ -151,15 +159,19 @@ def train(
     if not name.replace("_", "").isalnum():
         raise ValueError(f"--name {name!r}: use letters, digits and underscores (it becomes the {name}_score column)")
     weights_path = backbones.resolve_weights(backbone, weights)  # fails fast, before any decoding
-    spec = InputSpec(size=image_size)
+    reads_glyphs = kind_def.reads_glyphs if glyph_reader is None else bool(glyph_reader)
+    pool = _input_pool(image_size, glyph_size) if reads_glyphs else 1
+    spec = InputSpec(size=image_size * pool)
     max_side = max_side or 2 * image_size
+    # the glyph reader needs the films' fine detail; the backbone's augmented examples use max_side
+    decode_side = max(max_side, spec.size) if reads_glyphs else max_side
     out = Path(out)
 
     sources = gather_sources(kind_def, normals, positives, negatives, labels)
     if not sources:
         raise ValueError("no candidate images found")
-    log(f"{len(sources)} candidate image(s); decoding at working resolution <= {max_side} px")
-    decode_sources(sources, max_side=max_side, workers=workers, progress=progress)
+    log(f"{len(sources)} candidate image(s); decoding at working resolution <= {decode_side} px")
+    decode_sources(sources, max_side=decode_side, workers=workers, progress=progress)
     bad = [s for s in sources if s.error]
     for s in bad:
         log(f"  skipped (unreadable): {s.path}: {s.error}")
@@ -178,7 +190,7 @@ def train(
     device = use_gpu_if_available()
     policy = keras.mixed_precision.global_policy().name
     try:
-        model, base = backbones.build(backbone, image_size, weights_path)
+        model, base = backbones.build(backbone, image_size, weights_path, input_pool=pool)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     log(f"backbone {backbone} ({model.count_params():,} parameters, weights {weights or 'none'}) on {device} [{policy}]")
@@ -189,8 +201,9 @@ def train(
     weighted = [s for s in train_src for _ in range(s.weight)]  # repeats share one decoded array
     if not weighted:
         raise ValueError("every training image has weight 0")
+    working = {id(s): shrink_to(s.pixels, max_side) for s in train_src}
     batches = TrainingBatches(
-        [s.pixels for s in weighted], [s.label for s in weighted], kind_def, spec, batch_size, seed, copies
+        [working[id(s)] for s in weighted], [s.label for s in weighted], kind_def, spec, batch_size, seed, copies
     )
     state = {"epoch": 0, "history": [], "best_auc": -1.0, "best_loss": np.inf, "best_epoch": 0, "wait": 0, "weights": None}
 
@@ -213,11 +226,22 @@ def train(
     if state["weights"] is not None:
         model.set_weights(state["weights"])
     log(f"best epoch {state['best_epoch']} (validation AUC {state['best_auc']:.4f}); kept its weights")
+    reader_info = None
+    if reads_glyphs:
+        anatomy_auc = state["best_auc"]
+        reader, reader_info = glyphs.train_reader(
+            [preprocess(s.pixels, spec)[..., 0] for s in train_src], glyph_patches, glyph_epochs, seed, glyph_width, log
+        )
+        model = glyphs.with_reader(model, reader)
+        reader_info.update(input_pool=pool, backbone_validation_auc=anatomy_auc)
 
     scores = model.predict(val_x, batch_size=batch_size, verbose=0).reshape(-1)
     choice = choose_threshold(val_y, scores, target_precision)
     log(("" if choice.met else "WARNING: ") + choice.note)
     val_metrics = binary_metrics(val_y, scores, choice.threshold)
+    if reads_glyphs:
+        log(f"validation AUC: backbone alone {reader_info['backbone_validation_auc']:.4f}, "
+            f"with the glyph reader {val_metrics['auc']:.4f}")
     if kind_def.synthetic and len(kind_def.variants) > 1:
         val_metrics["recall_by_variant"] = recall_by_variant(val_y, scores, val_var, kind_def.variants, choice.threshold)
 
@@ -265,6 +289,7 @@ def train(
             "val_fraction": val_fraction,
             "working_max_side": max_side,  # evaluate reuses it
             "batchnorm_momentum": backbones.BN_MOMENTUM,
+            "glyph_reader": reader_info,
             "augmentation": synthesis.AUGMENTATION,
             "nuisances": {"kinds": list(kind_def.nuisances), "probability": NUISANCE_PROBABILITY}
             if kind_def.nuisances else None,
@@ -289,6 +314,14 @@ def train(
         f"{info['training']['seconds']:.0f} s"
     )
     return Detector(model=model, info=saved, path=out)
+
+
+def _input_pool(image_size: int, glyph_size: int) -> int:
+    """How many times the glyph reader's input is averaged down for the backbone (a whole number)."""
+    if glyph_size < image_size or glyph_size % image_size:
+        raise ValueError(f"the glyph reader's input ({glyph_size} px) must be a whole multiple of --image-size "
+                         f"({image_size} px): the backbone sees it averaged down")
+    return glyph_size // image_size
 
 
 def _score_sources(model, usable, kind, spec, batch_size, val_src, val_y, val_scores, val_idx) -> None:

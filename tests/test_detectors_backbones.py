@@ -169,3 +169,34 @@ def test_a_bundles_model_file_seeds_a_new_compact_model(tmp_path):
     np.testing.assert_array_equal(bigger.get_weights()[0], donor.get_weights()[0])
     with pytest.raises(WeightsError, match="cannot load"):
         build("resnet50", 32, path)  # another backbone: refused with the file named, not half-loaded
+
+
+def test_an_input_pool_averages_the_larger_input_down_for_the_backbone():
+    """flip's backbone reads the glyph reader's 4x larger input; it must see that input's 4x4 means."""
+    pooled, _ = build("compact", 16, input_pool=4)
+    plain, _ = build("compact", 16)
+    assert tuple(pooled.inputs[0].shape[1:3]) == (64, 64)
+    plain.set_weights(pooled.get_weights())
+    x = np.random.default_rng(0).random((3, 64, 64, 1), dtype=np.float32)
+    means = x.reshape(3, 16, 4, 16, 4, 1).mean(axis=(2, 4))
+    np.testing.assert_allclose(pooled.predict(x, verbose=0), plain.predict(means, verbose=0), atol=1e-5)
+    with pytest.raises(ValueError, match="at least 1"):
+        build("compact", 16, input_pool=0)
+
+
+def test_a_glyph_reading_bundle_seeds_its_backbone_by_layer_name(tmp_path):
+    """The default flip bundle holds a glyph reader beside its backbone; --weights on its model file still
+    seeds a compact backbone (with the same input pool), and a backbone it does not hold is still refused."""
+    from detectors import glyphs
+    from detectors.bundle import save_bundle
+
+    donor, _ = build("compact", 16, input_pool=4)
+    donor.set_weights([w + np.float32(0.01) * (i + 1) for i, w in enumerate(donor.get_weights())])
+    combined = glyphs.with_reader(donor, glyphs.build_reader(width=0.25))
+    save_bundle(combined, {"name": "t", "kind": "flip", "input": {"size": 64}, "threshold": 0.5}, tmp_path / "b")
+    path = resolve_weights("compact", str(tmp_path / "b" / "model.keras"))
+    seeded, _ = build("compact", 16, path, input_pool=4)
+    for got, want in zip(seeded.get_weights(), donor.get_weights()):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(WeightsError, match="cannot load"):
+        build("resnet50", 32, path)

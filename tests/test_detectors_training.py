@@ -162,3 +162,24 @@ def test_cli_errors_and_help():
         assert result.exit_code == 0 and "Examples:" in result.output
     result = runner.invoke(main, ["train-detector", "custom", "--out", "/tmp/never", "--weights", "none"])
     assert result.exit_code == 2 and "--positives" in result.output
+
+
+def test_flip_reads_glyphs_in_one_model_at_the_larger_input(tmp_path):
+    """flip trains its backbone on the glyph-sized input averaged down, then its glyph reader, and ships
+    both as one bundle whose input spec is the reader's size; --no-glyph-reader keeps the plain model."""
+    folder = tmp_path / "normals"
+    paths = write_normals(folder, 24, seed=3, size=(160, 128))
+    fast = dict(FAST, epochs=2, glyph_size=128, glyph_patches=300, glyph_epochs=1)
+    det = detectors.train("flip", normals=folder, out=tmp_path / "flip", seed=0, **fast)
+    assert det.input_spec.size == 128
+    reader = det.info["training"]["glyph_reader"]
+    assert reader["input_pool"] == 4 and reader["patches"] == 300 and reader["background_films"] > 0
+    assert det.model.get_layer("glyph_evidence") is not None
+    loaded = detectors.load(tmp_path / "flip")
+    np.testing.assert_allclose(loaded.score(paths[:4]), det.score(paths[:4]), atol=1e-5)
+    m = detectors.evaluate(tmp_path / "flip", normals=folder, progress=False, log=lambda _m: None)
+    assert m["n"] == 2 * len(paths)
+    plain = detectors.train("flip", normals=folder, out=tmp_path / "plain", seed=0, glyph_reader=False, **fast)
+    assert plain.input_spec.size == 32 and plain.info["training"]["glyph_reader"] is None
+    with pytest.raises(ValueError, match="whole multiple of --image-size"):
+        detectors.train("flip", normals=folder, out=tmp_path / "odd", **dict(fast, glyph_size=100))

@@ -94,3 +94,48 @@ def test_a_font_file_that_cannot_be_read_or_draws_nothing_is_not_used(tmp_path):
     broken = tmp_path / "broken.ttf"
     broken.write_bytes(b"not a font")
     assert not glyphs._draws_markers(str(broken))
+
+
+def test_the_bundled_score_sums_the_backbones_log_odds_and_the_clipped_glyph_evidence(tmp_path):
+    """One Keras model, saved and loaded in safe mode, scores exactly sigmoid(anatomy logit + evidence)."""
+    import keras
+
+    from detectors.backbones import build
+    from detectors.bundle import load, save_bundle
+
+    keras.utils.set_random_seed(0)
+    anatomy, _ = build("compact", 16, input_pool=4)
+    reader = glyphs.build_reader(width=0.25)
+    last = reader.get_layer("readable_reversed")
+    kernel, bias = last.get_weights()
+    last.set_weights([kernel * 300, bias])  # logits far beyond the clip, so that the clip is tested too
+    x = np.random.default_rng(1).random((6, 64, 64, 1), dtype=np.float32)
+    x[:3, 40:] = 0.0  # a few different films
+    combined = glyphs.with_reader(anatomy, reader)
+    anatomy_logit = keras.Model(anatomy.inputs[0], anatomy.get_layer("logit").output).predict(x, verbose=0).reshape(-1)
+    p_readable, p_reversed = reader.predict(x, verbose=0).T
+    assert np.abs(glyphs.logit(p_reversed) - glyphs.logit(p_readable)).max() > 1.0
+    want = 1 / (1 + np.exp(-(anatomy_logit + glyphs.evidence(p_readable, p_reversed))))
+    got = combined.predict(x, verbose=0).reshape(-1)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    save_bundle(combined, {"name": "flip", "kind": "flip", "input": {"size": 64}, "threshold": 0.5}, tmp_path / "b")
+    np.testing.assert_allclose(load(tmp_path / "b").predict(x), got, atol=1e-6)
+
+
+def test_the_reader_shifts_the_score_towards_mirrored_when_its_text_reads_reversed():
+    """A reader made to answer only 'reversed' raises every score; one answering only 'readable' lowers it."""
+    import keras
+
+    from detectors.backbones import build
+
+    keras.utils.set_random_seed(0)
+    anatomy, _ = build("compact", 16, input_pool=2)
+    x = np.random.default_rng(2).random((4, 32, 32, 1), dtype=np.float32)
+    alone = anatomy.predict(x, verbose=0).reshape(-1)
+    for reversed_bias, direction in ((5.0, 1), (-5.0, -1)):
+        reader = glyphs.build_reader(width=0.25)
+        last = reader.get_layer("readable_reversed")
+        kernel, _ = last.get_weights()
+        last.set_weights([kernel * 0, np.array([-reversed_bias, reversed_bias], np.float32)])
+        shifted = glyphs.with_reader(anatomy, reader).predict(x, verbose=0).reshape(-1)
+        assert np.all(direction * (shifted - alone) > 0.1)
