@@ -40,6 +40,11 @@ def test_bundles_are_small_complete_and_traceable():
         assert not set(reviewed.path) & set(table.path)  # films reviewed as artefacts are left out
         assert not set(reviewed.sha256) & set(table.sha256)
         assert info["training"]["nuisances"]["kinds"]  # each default ignores the other kinds' artefacts
+        reader = info["training"].get("glyph_reader")
+        if kind == "flip":  # reads burned-in text at 512 px; its backbone sees that input averaged down
+            assert det.input_spec.size == 512 and reader["input_pool"] * 128 == 512 and det.model.get_layer("glyph_evidence")
+        else:
+            assert not reader and det.input_spec.size == 128
 
 
 def test_scan_without_detectors_uses_the_defaults(tmp_path, capfd):
