@@ -19,7 +19,8 @@ product:
 
 Films are read by cleaner.images.read_image and brought to a 512 px square by cleaner.preprocess (the
 scan path), so glyphs are stretched as a scanned film's would be; training patches get the same stretch
-at random. Not part of the product yet: the anatomy score comes from the shipped flip bundle.
+at random. Given a flip bundle that reads glyphs already (the default since the reader went into the
+product), no reader is trained: the bundle's own backbone logit and glyph evidence are read out of its model.
 """
 from __future__ import annotations
 
@@ -57,6 +58,56 @@ def train_reader(data: Path, n_patches: int, epochs: int, seed: int, width: floa
     return train([film(data / "nih" / p) for p in meta["path"]], n_patches, epochs, seed, width, log)[0]
 
 
+def hannover_films(data: Path):
+    """Every Hannover film (as the scan path prepares it) and its mirrored copy: (path, label, film)."""
+    import numpy as np
+
+    for path in sorted((data / "hannover" / "images").glob("*.png")):
+        im = film(path)
+        for label, shown in ((0, im), (1, im[:, ::-1])):
+            yield str(path), label, np.ascontiguousarray(shown)[None, ..., None]
+
+
+def bundled_parts(bundle, data: Path):
+    """A flip bundle that reads glyphs already: its backbone's logit and its reader's evidence, per film."""
+    import keras
+    import pandas as pd
+
+    if bundle.input_spec.size != WORK_SIZE:
+        raise SystemExit(f"{bundle.path}: input {bundle.input_spec.size} px, this script reads films at {WORK_SIZE} px")
+    model = bundle.model
+    parts = keras.Model(model.inputs[0], [model.get_layer("logit").output, model.get_layer("glyph_evidence").output])
+    t0, rows = time.perf_counter(), []
+    for path, label, x in hannover_films(data):
+        anatomy, glyph = (float(v.reshape(-1)[0]) for v in parts.predict(x, verbose=0))
+        rows.append({"path": path, "label": label, "anatomy_logit": anatomy, "glyph_evidence": glyph})
+    return pd.DataFrame(rows), None, time.perf_counter() - t0
+
+
+def new_reader_parts(args, data: Path, log):
+    """An anatomy-only flip bundle: train a glyph reader on NIH here and read every film with it."""
+    import pandas as pd
+
+    from detectors.evaluation import evaluate
+    from detectors.glyphs import evidence, logit
+
+    t0 = time.perf_counter()
+    reader = train_reader(data, args.patches, args.epochs, args.seed, args.width, log)
+    train_s = time.perf_counter() - t0
+    reader.save(args.out / "glyph_reader.keras")
+    evaluate(args.flip_bundle, normals=data / "hannover" / "images", out=args.out / "anatomy", progress=False)
+    anatomy = pd.read_csv(args.out / "anatomy" / "scores.csv")
+    t1, rows = time.perf_counter(), []
+    for path, label, x in hannover_films(data):
+        readable, reversed_ = reader.predict(x, verbose=0)[0]
+        rows.append({"path": path, "label": label, "p_readable": float(readable), "p_reversed": float(reversed_)})
+    read_s = time.perf_counter() - t1
+    scores = pd.DataFrame(rows).merge(anatomy[["path", "label", "flip_score"]], on=["path", "label"])
+    scores["glyph_evidence"] = evidence(scores["p_readable"], scores["p_reversed"])
+    scores["anatomy_logit"] = logit(scores["flip_score"])
+    return scores, train_s, read_s
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/flip_glyph"), help="scores and the reader (not committed)")
@@ -71,43 +122,28 @@ def main(argv=None) -> int:
     if not (data / "nih").is_dir() or not (data / "hannover").is_dir():
         print(f"shared data not found at {data} (set CXCLEAN_SHARED_DATA)", file=sys.stderr)
         return 2
-    import numpy as np
     import pandas as pd
     from sklearn.metrics import roc_auc_score
-
-    from detectors.evaluation import evaluate
-    from detectors.glyphs import evidence, logit
 
     def log(message):
         print(message, flush=True)
 
     args.out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    reader = train_reader(data, args.patches, args.epochs, args.seed, args.width, log)
-    train_s = time.perf_counter() - t0
-    reader.save(args.out / "glyph_reader.keras")
+    import detectors
 
-    evaluate(args.flip_bundle, normals=data / "hannover" / "images", out=args.out / "anatomy", progress=False)
-    anatomy = pd.read_csv(args.out / "anatomy" / "scores.csv")
-    t1 = time.perf_counter()
-    rows = []
-    for path in sorted(anatomy["path"].unique()):
-        im = film(Path(path))
-        for label, shown in ((0, im), (1, im[:, ::-1])):
-            readable, reversed_ = reader.predict(np.ascontiguousarray(shown)[None, ..., None], verbose=0)[0]
-            rows.append({"path": path, "label": label, "p_readable": float(readable), "p_reversed": float(reversed_)})
-    read_s = time.perf_counter() - t1
-
-    scores = pd.DataFrame(rows).merge(anatomy[["path", "label", "flip_score"]], on=["path", "label"])
-    scores["glyph_evidence"] = evidence(scores["p_readable"], scores["p_reversed"])
+    bundle = detectors.load(args.flip_bundle)
+    if "glyph_evidence" in [layer.name for layer in bundle.model.layers]:
+        scores, train_s, read_s = bundled_parts(bundle, data)
+    else:
+        scores, train_s, read_s = new_reader_parts(args, data, log)
     meta = pd.read_csv(data / "hannover" / "metadata.csv", dtype=str)
     meta["path"] = [str(data / "hannover" / p) for p in meta["path"]]
     scores = scores.merge(meta[["path", "view"]], on="path", how="left")
     scores["view"] = scores["view"].fillna("?").str.upper()
     table = []
-    candidates = {"anatomy (shipped flip)": logit(scores["flip_score"]), "glyphs alone": scores["glyph_evidence"]}
+    candidates = {"anatomy (flip backbone)": scores["anatomy_logit"], "glyphs alone": scores["glyph_evidence"]}
     for weight in (0.5, 1.0, 2.0):
-        candidates[f"anatomy + {weight:g} x glyphs"] = logit(scores["flip_score"]) + weight * scores["glyph_evidence"]
+        candidates[f"anatomy + {weight:g} x glyphs"] = scores["anatomy_logit"] + weight * scores["glyph_evidence"]
     for name, score in candidates.items():
         row = {"score": name, "AUC": roc_auc_score(scores["label"], score)}
         for view in ("AP", "PA"):
@@ -116,7 +152,8 @@ def main(argv=None) -> int:
                 row[f"AUC {view}"] = roc_auc_score(scores.loc[part, "label"], score[part])
         table.append(row)
     scores.to_csv(args.out / "scores.csv", index=False)
-    print(f"\nHannover: {len(scores) // 2} films and their mirrored copies; glyph reader trained in {train_s:.0f} s, "
+    trained = "the bundle's own glyph reader" if train_s is None else f"glyph reader trained in {train_s:.0f} s"
+    print(f"\nHannover: {len(scores) // 2} films and their mirrored copies; {trained}, "
           f"read {len(scores)} films in {read_s:.0f} s ({len(scores) / read_s:.1f} films/s at {WORK_SIZE} px)")
     print(pd.DataFrame(table).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     return 0
