@@ -8,6 +8,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from .glyphs import LOGIT_CLIP
+
 
 @keras.saving.register_keras_serializable(package="cxclean")
 class GreyToBackboneInput(keras.layers.Layer):
@@ -39,7 +41,7 @@ class GlyphEvidence(keras.layers.Layer):
     mirror-reversed, reversed - readable, each logit clipped to +-``clip`` so that one saturated
     glyph cannot outvote everything else the detector sees."""
 
-    def __init__(self, clip: float = 13.8155, **kwargs):
+    def __init__(self, clip: float = LOGIT_CLIP, **kwargs):
         super().__init__(**kwargs)
         self.clip = float(clip)
 
