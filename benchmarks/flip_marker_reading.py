@@ -10,9 +10,10 @@ product:
    or absent (or left-right symmetric, like A or O). Anatomy carries no signal (the background is mirrored
    at random); on a whole film the same network answers "is there readable / reversed text?".
 2. On every Hannover film and its mirrored copy (as the flip benchmark synthesises them), the glyph
-   evidence is logit(reversed) - logit(readable), and the combined score is
-   logit(flip_score) + weight * glyph evidence (weight 1 = summing the two log-odds as independent evidence).
-   AUC is reported for anatomy alone, glyphs alone and combined, per view.
+   evidence is the text's logit(reversed) - logit(readable) plus the side markers' evidence (an L on the
+   image's left or an R on its right says mirrored, whichever way it faces: ``detectors.layers.MarkerSideEvidence``),
+   and the combined score is logit(flip_score) + weight * glyph evidence (weight 1 = summing the log-odds
+   as independent evidence). AUC is reported for anatomy alone, each cue alone and combined, per view.
 
     PYTHONPATH=$PWD python benchmarks/flip_marker_reading.py --out runs/flip_glyph
     PYTHONPATH=$PWD python benchmarks/flip_marker_reading.py --out runs/flip_glyph_half --patches 30000 --width 0.5   # cheaper reader
@@ -76,11 +77,15 @@ def bundled_parts(bundle, data: Path):
     if bundle.input_spec.size != WORK_SIZE:
         raise SystemExit(f"{bundle.path}: input {bundle.input_spec.size} px, this script reads films at {WORK_SIZE} px")
     model = bundle.model
-    parts = keras.Model(model.inputs[0], [model.get_layer("logit").output, model.get_layer("glyph_evidence").output])
+    names = [layer.name for layer in model.layers]
+    cues = [n for n in ("glyph_evidence", "marker_side_evidence") if n in names]  # what the bundle's score sums
+    parts = keras.Model(model.inputs[0], [model.get_layer(n).output for n in ["logit", *cues]])
     t0, rows = time.perf_counter(), []
     for path, label, x in hannover_films(data):
-        anatomy, glyph = (float(v.reshape(-1)[0]) for v in parts.predict(x, verbose=0))
-        rows.append({"path": path, "label": label, "anatomy_logit": anatomy, "glyph_evidence": glyph})
+        values = dict(zip(["logit", *cues], (float(v.reshape(-1)[0]) for v in parts.predict(x, verbose=0))))
+        text, side = values.get("glyph_evidence", 0.0), values.get("marker_side_evidence", 0.0)
+        rows.append({"path": path, "label": label, "anatomy_logit": values["logit"], "text_evidence": text,
+                     "side_evidence": side, "glyph_evidence": text + side})
     return pd.DataFrame(rows), None, time.perf_counter() - t0
 
 
@@ -89,7 +94,7 @@ def new_reader_parts(args, data: Path, log):
     import pandas as pd
 
     from detectors.evaluation import evaluate
-    from detectors.glyphs import evidence, logit
+    from detectors.glyphs import evidence_model, logit
 
     t0 = time.perf_counter()
     reader = train_reader(data, args.patches, args.epochs, args.seed, args.width, log)
@@ -97,13 +102,14 @@ def new_reader_parts(args, data: Path, log):
     reader.save(args.out / "glyph_reader.keras")
     evaluate(args.flip_bundle, normals=data / "hannover" / "images", out=args.out / "anatomy", progress=False)
     anatomy = pd.read_csv(args.out / "anatomy" / "scores.csv")
+    cues = evidence_model(reader)
     t1, rows = time.perf_counter(), []
     for path, label, x in hannover_films(data):
-        readable, reversed_ = reader.predict(x, verbose=0)[0]
-        rows.append({"path": path, "label": label, "p_readable": float(readable), "p_reversed": float(reversed_)})
+        text, side = (float(v.reshape(-1)[0]) for v in cues.predict(x, verbose=0))
+        rows.append({"path": path, "label": label, "text_evidence": text, "side_evidence": side,
+                     "glyph_evidence": side})  # what the product sums (glyphs.with_reader)
     read_s = time.perf_counter() - t1
     scores = pd.DataFrame(rows).merge(anatomy[["path", "label", "flip_score"]], on=["path", "label"])
-    scores["glyph_evidence"] = evidence(scores["p_readable"], scores["p_reversed"])
     scores["anatomy_logit"] = logit(scores["flip_score"])
     return scores, train_s, read_s
 
@@ -132,7 +138,7 @@ def main(argv=None) -> int:
     import detectors
 
     bundle = detectors.load(args.flip_bundle)
-    if "glyph_evidence" in [layer.name for layer in bundle.model.layers]:
+    if {"glyph_evidence", "marker_side_evidence"} & {layer.name for layer in bundle.model.layers}:
         scores, train_s, read_s = bundled_parts(bundle, data)
     else:
         scores, train_s, read_s = new_reader_parts(args, data, log)
@@ -141,7 +147,8 @@ def main(argv=None) -> int:
     scores = scores.merge(meta[["path", "view"]], on="path", how="left")
     scores["view"] = scores["view"].fillna("?").str.upper()
     table = []
-    candidates = {"anatomy (flip backbone)": scores["anatomy_logit"], "glyphs alone": scores["glyph_evidence"]}
+    candidates = {"anatomy (flip backbone)": scores["anatomy_logit"], "glyphs alone": scores["glyph_evidence"],
+                  "text alone": scores["text_evidence"], "side markers alone": scores["side_evidence"]}
     for weight in (0.5, 1.0, 2.0):
         candidates[f"anatomy + {weight:g} x glyphs"] = scores["anatomy_logit"] + weight * scores["glyph_evidence"]
     for name, score in candidates.items():

@@ -58,7 +58,7 @@ each patient on one side) and, for custom, 'label' (1 = positive, 0 = negative).
                    "Default: on for flip, off otherwise.")
 @click.option("--glyph-size", type=int, default=512, show_default=True,
               help="With the glyph reader: the model's input, pixels (a multiple of --image-size; the backbone sees it averaged down).")
-@click.option("--glyph-patches", type=int, default=30000, show_default=True,
+@click.option("--glyph-patches", type=int, default=40000, show_default=True,
               help="With the glyph reader: synthetic letter patches it is trained on.")
 def train_detector(kind, normals, positives, negatives, labels, name, out, backbone, weights, image_size, epochs,
                    batch_size, learning_rate, patience, head_epochs, copies, val_fraction, target_precision, seed, workers,

@@ -37,7 +37,7 @@ class GreyToBackboneInput(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="cxclean")
 class GlyphEvidence(keras.layers.Layer):
-    """The glyph reader's (N, 2) [readable, reversed] logits to the log-odds that the film's text is
+    """The glyph reader's (N, >=2) [readable, reversed, ...] logits to the log-odds that the film's text is
     mirror-reversed, reversed - readable, each logit clipped to +-``clip`` so that one saturated
     glyph cannot outvote everything else the detector sees."""
 
@@ -48,6 +48,30 @@ class GlyphEvidence(keras.layers.Layer):
     def call(self, inputs):
         logits = ops.clip(inputs, -self.clip, self.clip)
         return logits[:, 1:2] - logits[:, 0:1]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(clip=self.clip)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="cxclean")
+class MarkerSideEvidence(keras.layers.Layer):
+    """The glyph reader's per-position maps (N, h, w, [readable, reversed, L, R]) to the log-odds that the
+    film is mirrored, read from where its side markers are: an L in the left half or an R in the right
+    half counts for "mirrored", an L on the right or an R on the left against. Each marker's strongest
+    logit per half counts from 0 (absent) to ``clip``; the middle column of an odd width is on neither side."""
+
+    def __init__(self, clip: float = LOGIT_CLIP, **kwargs):
+        super().__init__(**kwargs)
+        self.clip = float(clip)
+
+    def call(self, inputs):
+        half = inputs.shape[2] // 2 if inputs.shape[2] is not None else ops.shape(inputs)[2] // 2
+        left = ops.max(inputs[:, :, :half, 2:4], axis=(1, 2))
+        right = ops.max(inputs[:, :, -half:, 2:4], axis=(1, 2))
+        left, right = ops.clip(left, 0.0, self.clip), ops.clip(right, 0.0, self.clip)
+        return (left[:, 0:1] - right[:, 0:1]) + (right[:, 1:2] - left[:, 1:2])
 
     def get_config(self):
         config = super().get_config()

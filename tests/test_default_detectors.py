@@ -42,7 +42,7 @@ def test_bundles_are_small_complete_and_traceable():
         assert info["training"]["nuisances"]["kinds"]  # each default ignores the other kinds' artefacts
         reader = info["training"].get("glyph_reader")
         if kind == "flip":  # reads burned-in text at 512 px; its backbone sees that input averaged down
-            assert det.input_spec.size == 512 and reader["input_pool"] * 128 == 512 and det.model.get_layer("glyph_evidence")
+            assert det.input_spec.size == 512 and reader["input_pool"] * 128 == 512 and det.model.get_layer("marker_side_evidence")
         else:
             assert not reader and det.input_spec.size == 128
 

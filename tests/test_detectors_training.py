@@ -174,7 +174,7 @@ def test_flip_reads_glyphs_in_one_model_at_the_larger_input(tmp_path):
     assert det.input_spec.size == 128
     reader = det.info["training"]["glyph_reader"]
     assert reader["input_pool"] == 4 and reader["patches"] == 300 and reader["background_films"] > 0
-    assert det.model.get_layer("glyph_evidence") is not None
+    assert det.model.get_layer("marker_side_evidence") is not None
     loaded = detectors.load(tmp_path / "flip")
     np.testing.assert_allclose(loaded.score(paths[:4]), det.score(paths[:4]), atol=1e-5)
     m = detectors.evaluate(tmp_path / "flip", normals=folder, progress=False, log=lambda _m: None)
