@@ -2,6 +2,8 @@
 and no image or patient is on both sides of the split."""
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,7 +12,7 @@ from PIL import Image
 from cleaner.preprocess import InputSpec, preprocess
 from detectors.data import Source, decode_sources, list_sources, parse_label, split_sources, write_manifest
 from detectors.kinds import KINDS, get_kind
-from detectors.synthesis import augment, build_eval_set, example_plan, make_example
+from detectors.synthesis import _plates, augment, build_eval_set, example_plan, make_example
 from detectors_helpers import SHARED_DATA, fake_radiograph, write_normals
 
 SPEC = InputSpec(size=32)
@@ -220,3 +222,36 @@ def test_every_nuisance_names_a_registered_synthetic_kind():
     for kind in KINDS.values():
         for name in kind.nuisances:
             assert name != kind.name and get_kind(name).synthetic, (kind.name, name)
+
+
+def test_annotation_plates_cover_both_classes_alike_and_never_a_text_reading_kind(image):
+    """A figure's "(D)" plate made the rotation and inversion detectors flag an upright film: plates are
+    drawn after the artefact, so an inverted film's plate looks like an upright one's; flip gets none."""
+    drawn = 0
+    for seed in range(30):
+        upright = np.full((300, 240), 0.35, np.float32)
+        a = _plates(upright, np.random.default_rng(seed))
+        b = _plates(1 - upright, np.random.default_rng(seed))
+        changed = np.abs(a - upright) > 0.2
+        if not changed.any():
+            np.testing.assert_array_equal(b, 1 - upright)
+            continue
+        drawn += 1
+        np.testing.assert_allclose(a[changed], b[changed], atol=0.05)  # the plate, not the film beneath it
+        assert changed.mean() < 0.1
+    assert 3 <= drawn <= 20  # p = 0.3
+    for seed in range(60):  # plates wider or taller than a small film stay inside it
+        for shape in ((40, 300), (300, 24), (16, 16)):
+            assert _plates(np.full(shape, 0.5, np.float32), np.random.default_rng(seed)).shape == shape
+    assert get_kind("rotation").plates and not get_kind("inversion").plates and not get_kind("flip").plates
+    with_plates = 0
+    for name in ("rotation", "inversion", "flip"):
+        kind = get_kind(name)
+        for seed in range(20):
+            rng = np.random.default_rng(seed)
+            x = kind.positive(kind.add_nuisances(augment(image, rng), rng), 0)
+            plates_rng = copy.deepcopy(rng)
+            got = make_example(image, kind, True, 0, SPEC, np.random.default_rng(seed))
+            np.testing.assert_array_equal(got, preprocess(_plates(x, plates_rng) if kind.plates else x, SPEC))
+            with_plates += int(kind.plates and not np.array_equal(got, preprocess(x, SPEC)))
+    assert with_plates >= 2
