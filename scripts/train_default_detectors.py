@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 SETTINGS = {
     "rotation": dict(epochs=20, patience=6, ap_weight=1),
     "inversion": dict(epochs=20, patience=6, ap_weight=1),
-    "flip": dict(epochs=28, patience=8, ap_weight=4),  # plus its glyph reader (kinds.reads_glyphs), ~4 min
+    "flip": dict(epochs=28, patience=8, ap_weight=4),  # plus its glyph reader (kinds.reads_glyphs), ~6 min
 }
 #: NIH films reviewed as artefacts themselves, each left out of the default detectors its ``kinds`` column names
 EXCLUSIONS = REPO / "data_manifests" / "default_training_exclusions.csv"
