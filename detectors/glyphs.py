@@ -150,24 +150,23 @@ def make_patch(background: np.ndarray, label: int, fonts: Sequence[str], rng: np
     font = fonts[int(rng.integers(len(fonts)))]
     handed, symmetric = letter_sets(font)
     height = rng.uniform(9, 30)
-    glyph = None
+    glyph, reverse = None, label == REVERSED
     if label == NOTHING:
         if symmetric and rng.random() < 0.4:
             glyph = glyph_mask("".join(rng.choice(symmetric, size=int(rng.integers(1, 3)))), height, font, rng)
     elif label in (READABLE, REVERSED):
-        glyph = _fit(*glyph_mask(_text(handed, symmetric, rng), height, font, rng))
-        if label == REVERSED:
-            glyph = (glyph[0][:, ::-1], glyph[1][:, ::-1])
+        glyph = glyph_mask(_text(handed, symmetric, rng), height, font, rng)
     else:
         glyph = glyph_mask("L" if label == MARKER_L else "R", height, font, rng)
         if rng.random() < 0.4:  # initials
             initials = "".join(rng.choice(list(handed) + list(symmetric), size=int(rng.integers(1, 4))))
             glyph = _compose([glyph, glyph_mask(initials, height * rng.uniform(0.35, 0.6), font, rng)], rng.random() < 0.5)
-        glyph = _fit(*glyph)
-        if rng.random() < 0.5:
-            glyph = (glyph[0][:, ::-1], glyph[1][:, ::-1])
+        reverse = rng.random() < 0.5
     if glyph is not None:
-        _paste(x, *_fit(*glyph), rng)
+        mask, box = _fit(*glyph)
+        if reverse:
+            mask, box = mask[:, ::-1], box[:, ::-1]
+        _paste(x, mask, box, rng)
     if rng.random() < 0.5:
         x = gaussian_filter(x, rng.uniform(0.3, 1.2))
     x = np.clip(x, 0, 1) ** rng.uniform(0.7, 1.4)
