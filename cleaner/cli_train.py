@@ -48,6 +48,8 @@ each patient on one side) and, for custom, 'label' (1 = positive, 0 = negative).
 @click.option("--head-epochs", type=int, default=3, show_default=True,
               help="With pretrained weights: epochs training only the head before fine-tuning everything.")
 @click.option("--copies", type=int, default=1, show_default=True, help="Augmented copies of each training image per epoch.")
+@click.option("--members", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Backbones trained (seeds SEED, SEED+1, ...) whose log-odds are averaged: steadier on other archives.")
 @click.option("--val-fraction", type=float, default=0.3, show_default=True, help="Share of images (by patient) held out.")
 @click.option("--target-precision", type=float, default=0.999, show_default=True,
               help="Threshold = highest recall with at least this validation precision.")
@@ -61,7 +63,7 @@ each patient on one side) and, for custom, 'label' (1 = positive, 0 = negative).
 @click.option("--glyph-patches", type=int, default=40000, show_default=True,
               help="With the glyph reader: synthetic letter patches it is trained on.")
 def train_detector(kind, normals, positives, negatives, labels, name, out, backbone, weights, image_size, epochs,
-                   batch_size, learning_rate, patience, head_epochs, copies, val_fraction, target_precision, seed, workers,
+                   batch_size, learning_rate, patience, head_epochs, copies, members, val_fraction, target_precision, seed, workers,
                    glyph_reader, glyph_size, glyph_patches):
     """Train a KIND detector and write a reusable bundle to --out.
 
@@ -84,7 +86,7 @@ def train_detector(kind, normals, positives, negatives, labels, name, out, backb
         detector = train(
             kind, normals, out=out, positives=positives, negatives=negatives, labels=labels, name=name,
             backbone=backbone, weights=weights, image_size=image_size, epochs=epochs, batch_size=batch_size,
-            learning_rate=learning_rate, patience=patience, head_epochs=head_epochs, copies=copies, val_fraction=val_fraction,
+            learning_rate=learning_rate, patience=patience, head_epochs=head_epochs, copies=copies, members=members, val_fraction=val_fraction,
             target_precision=target_precision, seed=seed, workers=workers, glyph_reader=glyph_reader,
             glyph_size=glyph_size, glyph_patches=glyph_patches, log=lambda m: click.echo(m, err=True),
         )

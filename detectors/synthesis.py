@@ -19,8 +19,9 @@ from .kinds import Kind
 #: recorded in every bundle's detector.json
 AUGMENTATION = (
     "crop zoom 1-1.25 with shift and aspect change up to 25%, tilt +-7 deg, 0-2 edge bars, 0-4 wires, "
-    "haze up to 25%, blur sigma 0-1.5 px at 256, 0-3 erased patches, gamma 0.7-1.4, gaussian noise sigma 0-0.02 "
-    "(label-independent); kinds with plates=True (rotation): 0-2 annotation plates after the artefact, p=0.3"
+    "haze up to Kind.haze (rotation 50%, others 25%), blur sigma 0-1.5 px at 256, 0-3 erased patches, gamma 0.7-1.4, gaussian noise sigma 0-0.02 "
+    "(label-independent); kinds with plates=True (rotation): 0-2 annotation plates after the artefact, p=0.3, "
+    "half of them panel labels (wide box flush with a corner)"
 )
 #: how often an example gets annotation plates (``_plates``)
 PLATE_PROBABILITY = 0.3
@@ -29,7 +30,7 @@ PLATE_TEXTS = ("(A)", "(B)", "(C)", "(D)", "(E)", "A", "B", "C", "D", "E", "F", 
                "R", "L", "PORTABLE", "SUPINE")
 
 
-def augment(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def augment(pixels: np.ndarray, rng: np.random.Generator, haze: float = 0.25) -> np.ndarray:
     """What another hospital's films differ by, drawn at random: framing, acquisition and clutter.
 
     A crop (zoom 1-1.25, shift, and an aspect-ratio change of up to 25 %, which the square resize
@@ -58,7 +59,7 @@ def augment(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         x = x.copy()
     _edge_bars(x, rng)
     _wires(x, rng)
-    _haze(x, rng)
+    _haze(x, rng, haze)
     blur = rng.uniform(0.0, 1.5)
     if blur > 0.3:
         from scipy.ndimage import gaussian_filter
@@ -114,9 +115,10 @@ def _wires(x: np.ndarray, rng: np.random.Generator) -> None:
     x[:] = np.asarray(im, dtype=np.float32)
 
 
-def _haze(x: np.ndarray, rng: np.random.Generator) -> None:
-    """Low-frequency exposure variation, in place: a smooth random field mixed in (up to 25 %)."""
-    strength = rng.uniform(0.0, 0.25)
+def _haze(x: np.ndarray, rng: np.random.Generator, haze: float) -> None:
+    """Low-frequency exposure variation, in place: a smooth random field mixed in (up to ``haze``, the
+    kind's ``Kind.haze``)."""
+    strength = rng.uniform(0.0, haze)
     if strength < 0.05:
         return
     h, w = x.shape
@@ -134,7 +136,7 @@ def make_example(
 ) -> np.ndarray:
     """One model input. ``positive`` applies the kind's artefact (synthetic kinds only); ``rng`` = augment."""
     if rng is not None:
-        x = augment(pixels, rng)
+        x = augment(pixels, rng, kind.haze)
         if kind.synthetic:
             x = kind.add_nuisances(x, rng)
     else:
@@ -150,9 +152,11 @@ def _plates(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """0-2 annotation plates (text in a white or black box) near the corners, added *after* the artefact.
 
     A figure panel's "(D)" or a burned-in label looks the same on both classes, so a detector learns to
-    ignore it. Measured: one such "(D)" plate in a corner made both the rotation (logit +5.0, -6.8
-    without it) and the inversion detector (+7.3, -6.0) flag an upright published film. Only for kinds
-    registered with ``plates=True`` (see ``kinds.Kind.plates`` for what was measured)."""
+    ignore it. Half the plates are published-figure panel labels: a box with a wide margin around the
+    text, flush with a corner. Measured: such a "(D)" box flush with the bottom-left corner made both
+    the rotation and the inversion detector flag an upright published film (inversion logit +7.3, -6.0
+    with the box erased): a white corner reads as the white collimation of an inverted film. Only for
+    kinds registered with ``plates=True``."""
     from .glyphs import find_fonts, glyph_mask
 
     if rng.random() >= PLATE_PROBABILITY:
@@ -163,10 +167,16 @@ def _plates(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     for _ in range(int(rng.integers(1, 3))):
         text = str(rng.choice(PLATE_TEXTS))
         mask, box = glyph_mask(text, rng.uniform(0.03, 0.12) * h, fonts[int(rng.integers(len(fonts)))], rng)
+        flush = rng.random() < 0.5
+        if flush:  # a panel label: the text in a wide axis-aligned box
+            margin = int(rng.uniform(0.1, 1.2) * mask.shape[0])
+            mask = np.pad(mask, margin)
+            box = np.ones_like(mask)
         mh, mw = min(mask.shape[0], h), min(mask.shape[1], w)
         mask, box = mask[:mh, :mw], box[:mh, :mw]
-        top = int(rng.uniform(0, 0.06) * h) if rng.random() < 0.5 else h - mh - int(rng.uniform(0, 0.06) * (h - mh))
-        left = int(rng.uniform(0, 0.06) * w) if rng.random() < 0.5 else w - mw - int(rng.uniform(0, 0.06) * (w - mw))
+        inset = 0.0 if flush else 0.06
+        top = int(rng.uniform(0, inset) * h) if rng.random() < 0.5 else h - mh - int(rng.uniform(0, inset) * (h - mh))
+        left = int(rng.uniform(0, inset) * w) if rng.random() < 0.5 else w - mw - int(rng.uniform(0, inset) * (w - mw))
         top, left = min(top, h - mh), min(left, w - mw)  # a plate as wide as the film starts at its edge
         plate = rng.uniform(0.85, 1.0) if rng.random() < 0.6 else rng.uniform(0.0, 0.15)
         region = x[top : top + mh, left : left + mw]

@@ -111,7 +111,8 @@ def main(argv=None) -> int:
             shutil.rmtree(bundle)
         det = detectors.train(kind, normals, out=bundle, backbone="compact", weights="none",
                               patience=settings["patience"], epochs=settings["epochs"],
-                              image_size=args.image_size, copies=args.copies, seed=args.seed)
+                              image_size=args.image_size, copies=args.copies, seed=args.seed,
+                              members=settings.get("members", 1))
         size = sum(f.stat().st_size for f in bundle.iterdir() if f.is_file()) / 1e6
         print(f"{kind}: {det.version} threshold {det.threshold:.4f}, bundle {size:.2f} MB, manifest "
               f"{publish_manifest(bundle, kind, args.data)}")

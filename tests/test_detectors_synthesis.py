@@ -73,9 +73,10 @@ def test_augmentation_is_the_same_for_both_classes(image, name):
     neg = make_example(image, kind, False, 1, SPEC, np.random.default_rng(11))
     pos = make_example(image, kind, True, 1, SPEC, np.random.default_rng(11))
     rng = np.random.default_rng(11)
-    augmented = kind.add_nuisances(augment(image, rng), rng)
-    np.testing.assert_array_equal(neg, preprocess(augmented, SPEC))
-    np.testing.assert_array_equal(pos, preprocess(kind.positive(augmented, 1), SPEC))
+    augmented = kind.add_nuisances(augment(image, rng, kind.haze), rng)
+    plated = (lambda x: _plates(x, copy.deepcopy(rng))) if kind.plates else (lambda x: x)
+    np.testing.assert_array_equal(neg, preprocess(plated(augmented), SPEC))
+    np.testing.assert_array_equal(pos, preprocess(plated(kind.positive(augmented, 1)), SPEC))
     assert not np.array_equal(neg, preprocess(image, SPEC))  # augmentation did something
 
 
@@ -206,7 +207,7 @@ def test_nuisance_artefacts_reach_both_classes_and_only_in_training(image):
         neg = make_example(image, kind, False, 0, SPEC, np.random.default_rng(seed))
         pos = make_example(image, kind, True, 0, SPEC, np.random.default_rng(seed))
         rng = np.random.default_rng(seed)
-        augmented = augment(image, rng)
+        augmented = augment(image, rng, kind.haze)
         state = kind.add_nuisances(augmented, rng)
         np.testing.assert_array_equal(pos, preprocess(kind.positive(state, 0), SPEC))
         orientations["upright" if state is augmented else "other"] += 1
@@ -244,12 +245,18 @@ def test_annotation_plates_cover_both_classes_alike_and_never_a_text_reading_kin
         for shape in ((40, 300), (300, 24), (16, 16)):
             assert _plates(np.full(shape, 0.5, np.float32), np.random.default_rng(seed)).shape == shape
     assert get_kind("rotation").plates and not get_kind("inversion").plates and not get_kind("flip").plates
+    flush = 0
+    for seed in range(200):  # half the plates are panel labels: a box flush with a corner of the film
+        a = _plates(np.full((200, 200), 0.5, np.float32), np.random.default_rng(seed))
+        corners = [a[0, 0], a[0, -1], a[-1, 0], a[-1, -1]]
+        flush += any(abs(c - 0.5) > 0.3 for c in corners)
+    assert 15 <= flush <= 50, flush  # 31 of 200 drawn; without panel labels, almost never
     with_plates = 0
     for name in ("rotation", "inversion", "flip"):
         kind = get_kind(name)
         for seed in range(20):
             rng = np.random.default_rng(seed)
-            x = kind.positive(kind.add_nuisances(augment(image, rng), rng), 0)
+            x = kind.positive(kind.add_nuisances(augment(image, rng, kind.haze), rng), 0)
             plates_rng = copy.deepcopy(rng)
             got = make_example(image, kind, True, 0, SPEC, np.random.default_rng(seed))
             np.testing.assert_array_equal(got, preprocess(_plates(x, plates_rng) if kind.plates else x, SPEC))

@@ -183,3 +183,25 @@ def test_flip_reads_glyphs_in_one_model_at_the_larger_input(tmp_path):
     assert plain.input_spec.size == 32 and plain.info["training"]["glyph_reader"] is None
     with pytest.raises(ValueError, match="whole multiple of --image-size"):
         detectors.train("flip", normals=folder, out=tmp_path / "odd", **dict(fast, glyph_size=100))
+
+
+def test_members_average_their_log_odds_in_one_bundle(normals, tmp_path):
+    """An ensemble is one model: its score is sigmoid(mean of the members' logits), it survives the bundle
+    round trip, each member is a differently seeded backbone, and its seeds are recorded."""
+    import keras
+
+    out = tmp_path / "ensemble"
+    det = detectors.train("inversion", normals=normals, out=out, seed=3, members=2, **dict(FAST, epochs=2))
+    loaded = detectors.load(out)
+    members = json.loads((out / "detector.json").read_text())["training"]["members"]
+    assert [m["seed"] for m in members] == [3, 4] and all(m["epochs_run"] == 2 for m in members)
+    x = np.random.default_rng(0).random((6, 32, 32, 1), dtype=np.float32)
+    parts = [loaded.model.get_layer(f"member_{i}") for i in range(2)]
+    logits = np.stack([p.predict(x, verbose=0).reshape(-1) for p in parts])
+    assert np.abs(logits[0] - logits[1]).max() > 1e-3  # two different models, not one twice
+    expected = 1 / (1 + np.exp(-logits.mean(0)))
+    np.testing.assert_allclose(loaded.model.predict(x, verbose=0).reshape(-1), expected, atol=1e-5)
+    np.testing.assert_allclose(det.model.predict(x, verbose=0).reshape(-1), expected, atol=1e-5)
+    assert isinstance(loaded.model.get_layer("logit"), keras.layers.Average)
+    with pytest.raises(ValueError, match="members"):
+        detectors.train("inversion", normals=normals, out=tmp_path / "none", members=0, **FAST)
