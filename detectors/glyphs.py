@@ -7,10 +7,10 @@ marker facing either way (sometimes with initials), or nothing (or left-right sy
 whose handedness cannot be read). The background is mirrored at random independently of the label, so
 only the glyphs separate the classes. The network is fully convolutional: trained on 48 px patches with a
 global max over positions, on a whole film it gives per-position maps. ``with_reader`` joins it to an
-anatomy model as one Keras model: the flip detector's log-odds, plus the evidence that the text reads
-reversed, plus the evidence from where the markers are (an L on the image's right is upright whichever way
-it faces: lead markers are often put on the cassette back to front, so their handedness alone misleads;
-measured on NIH films, where a third of upright PA films carry a reversed L).
+anatomy model as one Keras model: the flip detector's log-odds plus the evidence from where the markers are
+(an L on the image's right is upright whichever way it faces: lead markers are often put on the cassette back
+to front, so their handedness alone misleads; measured on NIH films, where a third of upright PA films carry a
+reversed L). The text's handedness is trained but not scored (see ``with_reader``).
 """
 from __future__ import annotations
 
@@ -197,20 +197,26 @@ def _paste(x: np.ndarray, mask: np.ndarray, box: np.ndarray, rng: np.random.Gene
     cols = slice(max(0, -left), min(w, PATCH - left))
     mask, box = mask[rows, cols], box[rows, cols]
     region = x[max(0, top) : max(0, top) + mask.shape[0], max(0, left) : max(0, left) + mask.shape[1]]
-    style = rng.random()
+    style, back = rng.random(), None
     if style < 0.5:  # a plate: dark or light, ink of strong or weak contrast either way
         back = rng.uniform(0.0, 0.35) if rng.random() < 0.5 else rng.uniform(0.6, 1.0)
         contrast = rng.uniform(0.12, 0.9) * (1 if back < 0.5 else -1) * (-1 if rng.random() < 0.3 else 1)
         ink = float(np.clip(back + contrast, 0, 1))
         if abs(ink - back) < 0.1:
             ink = float(np.clip(back - np.sign(contrast) * 0.3, 0, 1))
-        region[:] = region * (1 - box) + back * box
     elif style < 0.65:
         ink = rng.uniform(0.0, 0.15)
     elif style < 0.8:  # faint ink on the film itself
         ink = float(np.clip(np.median(region) + rng.choice([-1, 1]) * rng.uniform(0.15, 0.4), 0, 1))
     else:
         ink = rng.uniform(0.85, 1.0)
+    burn_in(region, mask, box, ink, back)
+
+
+def burn_in(region: np.ndarray, mask: np.ndarray, box: np.ndarray, ink: float, back: float | None = None) -> None:
+    """Blend a glyph into ``region`` in place: its plate (``box``) in ``back`` first, if any, then its ink."""
+    if back is not None:
+        region[:] = region * (1 - box) + back * box
     region[:] = region * (1 - mask) + ink * mask
 
 

@@ -157,7 +157,7 @@ def _plates(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     the rotation and the inversion detector flag an upright published film (inversion logit +7.3, -6.0
     with the box erased): a white corner reads as the white collimation of an inverted film. Only for
     kinds registered with ``plates=True``."""
-    from .glyphs import find_fonts, glyph_mask
+    from .glyphs import burn_in, find_fonts, glyph_mask
 
     if rng.random() >= PLATE_PROBABILITY:
         return x
@@ -179,9 +179,7 @@ def _plates(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         left = int(rng.uniform(0, inset) * w) if rng.random() < 0.5 else w - mw - int(rng.uniform(0, inset) * (w - mw))
         top, left = min(top, h - mh), min(left, w - mw)  # a plate as wide as the film starts at its edge
         plate = rng.uniform(0.85, 1.0) if rng.random() < 0.6 else rng.uniform(0.0, 0.15)
-        region = x[top : top + mh, left : left + mw]
-        region[:] = region * (1 - box) + plate * box
-        region[:] = region * (1 - mask) + (1 - plate) * mask
+        burn_in(x[top : top + mh, left : left + mw], mask, box, 1 - plate, plate)
     return x
 
 

@@ -193,7 +193,13 @@ def train(
     import keras
 
     device = use_gpu_if_available()
-    val_x = weighted = None
+    val_x, val_y, val_idx, val_var = build_eval_set(
+        [s.pixels for s in val_src], [s.label for s in val_src], kind_def, spec, progress=progress
+    )  # deterministic (no augmentation): every member is validated on the same examples
+    weighted = [s for s in train_src for _ in range(s.weight)]  # repeats share one decoded array
+    if not weighted:
+        raise ValueError("every training image has weight 0")
+    working = {id(s): shrink_to(s.pixels, max_side) for s in train_src}
     trained = []
     for member in range(members):
         keras.utils.set_random_seed(seed + member)
@@ -204,14 +210,6 @@ def train(
             keras.mixed_precision.set_global_policy("float32")
         log(f"backbone {backbone} ({model.count_params():,} parameters, weights {weights or 'none'}) on {device} [{policy}]"
             + (f", member {member + 1}/{members} (seed {seed + member})" if members > 1 else ""))
-        if val_x is None:
-            val_x, val_y, val_idx, val_var = build_eval_set(
-                [s.pixels for s in val_src], [s.label for s in val_src], kind_def, spec, progress=progress
-            )
-            weighted = [s for s in train_src for _ in range(s.weight)]  # repeats share one decoded array
-            if not weighted:
-                raise ValueError("every training image has weight 0")
-            working = {id(s): shrink_to(s.pixels, max_side) for s in train_src}
         batches = TrainingBatches(
             [working[id(s)] for s in weighted], [s.label for s in weighted], kind_def, spec, batch_size, seed + member, copies
         )

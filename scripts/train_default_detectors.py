@@ -12,6 +12,7 @@ data_manifests/default_<kind>_training.csv with paths relative to the shared dat
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -79,6 +80,11 @@ def publish_manifest(bundle: Path, kind: str, data: Path) -> Path:
     target = REPO / "data_manifests" / f"default_{kind}_training.csv"
     table.to_csv(target, index=False)
     table.to_csv(bundle / "training_manifest.csv", index=False)  # the shipped bundle carries no local paths
+    info_path = bundle / "detector.json"
+    info = json.loads(info_path.read_text())
+    for s in info.get("suspect_normals", []):
+        s["path"] = s["path"][len(root):] if s["path"].startswith(root) else s["path"]
+    info_path.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     return target
 
 
@@ -111,8 +117,7 @@ def main(argv=None) -> int:
             shutil.rmtree(bundle)
         det = detectors.train(kind, normals, out=bundle, backbone="compact", weights="none",
                               patience=settings["patience"], epochs=settings["epochs"],
-                              image_size=args.image_size, copies=args.copies, seed=args.seed,
-                              members=settings.get("members", 1))
+                              image_size=args.image_size, copies=args.copies, seed=args.seed)
         size = sum(f.stat().st_size for f in bundle.iterdir() if f.is_file()) / 1e6
         print(f"{kind}: {det.version} threshold {det.threshold:.4f}, bundle {size:.2f} MB, manifest "
               f"{publish_manifest(bundle, kind, args.data)}")

@@ -26,6 +26,7 @@ def test_bundles_are_small_complete_and_traceable():
         assert det.kind == kind and det.name == kind and 0 < det.threshold < 1
         info = json.loads((bundle / "detector.json").read_text())
         assert info["backbone"] == "compact" and info["seed"] == 0
+        assert not any(s["path"].startswith("/") for s in info["suspect_normals"])  # no local paths shipped
         manifest = REPO / "data_manifests" / f"default_{kind}_training.csv"
         assert manifest.is_file()
         import pandas as pd

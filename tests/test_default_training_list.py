@@ -41,3 +41,21 @@ def test_a_reviewed_film_with_other_bytes_stops_the_run(fake_nih, tmp_path):
     write_png8(fake_nih / "nih" / "images" / "f1.png", phantom(32, 32, seed=99))
     with pytest.raises(ValueError, match="f1.png: its sha256 differs"):
         defaults.nih_training_list(fake_nih, tmp_path / "inv.csv", kind="inversion")
+
+
+def test_publishing_leaves_no_local_path_in_the_shipped_bundle(tmp_path, monkeypatch):
+    """The manifest and the suspect list in detector.json name films relative to the shared data."""
+    import json
+
+    data = tmp_path / "data"
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    local = str(data.resolve() / "nih" / "images" / "f0.png")
+    pd.DataFrame([{"path": local, "split": "train"}]).to_csv(bundle / "training_manifest.csv", index=False)
+    (bundle / "detector.json").write_text(json.dumps({"suspect_normals": [{"path": local, "score": 0.9, "split": "val"}]}))
+    monkeypatch.setattr(defaults, "REPO", tmp_path)
+    (tmp_path / "data_manifests").mkdir()
+    target = defaults.publish_manifest(bundle, "flip", data)
+    assert pd.read_csv(target).path.tolist() == ["nih/images/f0.png"]
+    assert pd.read_csv(bundle / "training_manifest.csv").path.tolist() == ["nih/images/f0.png"]
+    assert json.loads((bundle / "detector.json").read_text())["suspect_normals"][0]["path"] == "nih/images/f0.png"
