@@ -34,17 +34,33 @@ class Kind:
     reads_glyphs: bool = False
     #: whether training adds annotation plates (text boxes, ``synthesis._plates``) after the artefact, so the
     #: detector learns to ignore them. Measured on the development archive: a published figure's "(D)" panel
-    #: label made rotation and inversion flag an upright film; rotation trained with plates ignores it. Inversion
-    #: trained with plates lost recall or flagged other Hannover films (seeds 0-2, 3-member ensemble), so it
-    #: trains without; flip reads its plates (side markers).
+    #: label made rotation and inversion flag an upright film; rotation trained with plates ignores it, and so
+    #: does inversion once it also compares each region with its inversion (``compares_inverse``). Flip reads
+    #: its plates (side markers) and trains without.
     plates: bool = False
     #: the strongest exposure haze that augmentation mixes in (``synthesis._haze``). Measured: with 25 %, an
     #: underexposed ICU film whose dense lower half outshone its lungs looked rotated to the rotation
     #: detector (logit +3.3 over its threshold, on three seeds +0.7 to +3.3); with 50 %, -0.9. Inversion
     #: trained with 50 % flagged two more Hannover films, so the other kinds keep 25 %.
     haze: float = 0.25
+    #: the range of the exposure gamma that augmentation draws from (``synthesis.augment``)
+    gamma: tuple[float, float] = (0.7, 1.4)
+    #: whether the model compares each region of a film with the same region of its own inversion and the
+    #: regions vote (``backbones.compare_with_inverse``): for the kind whose artefact is that inversion
+    compares_inverse: bool = False
+    #: the percentiles of the film that preprocessing stretches to [0, 1] (``cleaner.preprocess.InputSpec``).
+    #: Inversion stretches 5-95: a white label box on 2.4 % of a dark published film set the 99.5th percentile,
+    #: so the stretch darkened the whole film and the detector called it inverted (log-odds +0.5 to +3.2 over
+    #: seeds; with 5-95, -9.7 and -2.9, the box erased or not). Symmetric, so an inverted film stays ``1 - x``.
+    percentiles: tuple[float, float] = (0.5, 99.5)
 
     def __post_init__(self):
+        low, high = self.percentiles
+        if not 0 <= low < high <= 100:
+            raise ValueError(f"kind {self.name!r}: percentiles must be 0 <= low < high <= 100, not {self.percentiles}")
+        if self.compares_inverse and abs(low + high - 100) > 1e-9:
+            raise ValueError(f"kind {self.name!r}: a kind that compares a film with its inversion needs symmetric "
+                             f"percentiles (low = 100 - high), not {self.percentiles}")
         if self.make_positive is not None and not self.variants:
             raise ValueError(f"synthetic kind {self.name!r} must name at least one artefact variant")
 
@@ -104,7 +120,7 @@ def _mirror(pixels: np.ndarray, variant: int) -> np.ndarray:
 register(Kind("rotation", "upright (negative) vs rotated by 90, 180 or 270 degrees (positive, balanced)",
               _rotate, ("rot90", "rot180", "rot270"), nuisances=("inversion", "flip"), plates=True, haze=0.5))
 register(Kind("inversion", "upright vs pixel-inverted (max - x on the displayed image)", _invert, ("inverted",),
-              nuisances=("rotation", "flip")))
+              nuisances=("rotation", "flip"), plates=True, compares_inverse=True, percentiles=(5.0, 95.0)))
 register(Kind("flip", "upright vs left-right mirrored", _mirror, ("mirrored",), nuisances=("inversion",),
               reads_glyphs=True))
 register(Kind("custom", "trained from labelled positives and negatives (e.g. laterals vs frontals)"))

@@ -77,3 +77,52 @@ class MarkerSideEvidence(keras.layers.Layer):
         config = super().get_config()
         config.update(clip=self.clip)
         return config
+
+
+@keras.saving.register_keras_serializable(package="cxclean")
+class WithComplement(keras.layers.Layer):
+    """(N, ...) [0, 1] images to (2N, ...): the images, then their complements ``1 - x`` (their inversions:
+    the percentile stretch keeps an inverted film exactly ``1 - x``). One batch, so batch normalisation
+    sees both polarities together in training as in scanning."""
+
+    def call(self, inputs):
+        return ops.concatenate([inputs, 1.0 - inputs], axis=0)
+
+    def compute_output_shape(self, input_shape):
+        return (None,) + tuple(input_shape[1:])
+
+
+@keras.saving.register_keras_serializable(package="cxclean")
+class HalvesDifference(keras.layers.Layer):
+    """(2N, k) to (N, k): the first half minus the second, i.e. f(x) - f(1 - x) after ``WithComplement``."""
+
+    def call(self, inputs):
+        n = ops.shape(inputs)[0] // 2
+        return inputs[:n] - inputs[n:]
+
+    def compute_output_shape(self, input_shape):
+        return (None,) + tuple(input_shape[1:])
+
+
+@keras.saving.register_keras_serializable(package="cxclean")
+class TrimmedMean(keras.layers.Layer):
+    """(N, k) to (N, 1): the mean of the middle values, the lowest and highest ``trim`` fraction left out, so
+    that a few regions (a label box in a corner) cannot outvote the rest of the film."""
+
+    def __init__(self, trim: float = 0.25, **kwargs):
+        super().__init__(**kwargs)
+        self.trim = float(trim)
+
+    def call(self, inputs):
+        k = inputs.shape[-1]
+        cut = int(k * self.trim)
+        ordered = ops.sort(inputs, axis=-1)
+        return ops.mean(ordered[:, cut : k - cut], axis=-1, keepdims=True)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 1)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(trim=self.trim)
+        return config

@@ -133,7 +133,7 @@ def _gradcam_tf(model, batch: np.ndarray, path: list) -> np.ndarray:
     grads = tape.gradient(score, acts)
     if grads is None:
         raise RuntimeError("no gradient from the score to the conv layer")
-    return _cam(np.asarray(acts), np.asarray(grads))
+    return _cam(np.asarray(acts), np.asarray(grads), len(batch))
 
 
 def _gradcam_torch(model, batch: np.ndarray, path: list) -> np.ndarray:
@@ -146,14 +146,22 @@ def _gradcam_torch(model, batch: np.ndarray, path: list) -> np.ndarray:
         score = score.reshape(score.shape[0], -1)[:, 0]
         score.sum().backward()
     acts = stash["activations"]
-    return _cam(acts.detach().cpu().numpy(), acts.grad.detach().cpu().numpy())
+    return _cam(acts.detach().cpu().numpy(), acts.grad.detach().cpu().numpy(), len(batch))
 
 
-def _cam(acts: np.ndarray, grads: np.ndarray) -> np.ndarray:
-    """Grad-CAM: channel weights = spatially averaged gradients; ReLU of the weighted sum."""
+def _cam(acts: np.ndarray, grads: np.ndarray, n: int) -> np.ndarray:
+    """Grad-CAM: channel weights = spatially averaged gradients; ReLU of the weighted sum.
+
+    A model that runs its conv layers on k aligned views of each of its ``n`` images in one batch
+    (``backbones.compare_with_inverse``: the film, then its inversion) has k * n activation maps; an image's
+    map sums its k views' weighted maps before the ReLU, as its score sums what each view contributes."""
     weights = grads.mean(axis=(1, 2), keepdims=True)
-    cam = np.maximum((acts * weights).sum(axis=-1), 0.0)
-    return cam.astype(np.float32)
+    weighted = (acts * weights).sum(axis=-1)
+    if len(weighted) != n:
+        if len(weighted) % n:
+            raise RuntimeError(f"{len(weighted)} activation maps for {n} images")
+        weighted = weighted.reshape((len(weighted) // n, n) + weighted.shape[1:]).sum(axis=0)
+    return np.maximum(weighted, 0.0).astype(np.float32)
 
 
 def _resize_maps(maps: np.ndarray, height: int, width: int) -> np.ndarray:

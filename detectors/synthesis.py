@@ -20,7 +20,7 @@ from .kinds import Kind
 AUGMENTATION = (
     "crop zoom 1-1.25 with shift and aspect change up to 25%, tilt +-7 deg, 0-2 edge bars, 0-4 wires, "
     "haze up to Kind.haze (rotation 50%, others 25%), blur sigma 0-1.5 px at 256, 0-3 erased patches, gamma 0.7-1.4, gaussian noise sigma 0-0.02 "
-    "(label-independent); kinds with plates=True (rotation): 0-2 annotation plates after the artefact, p=0.3, "
+    "(label-independent); kinds with plates=True (rotation, inversion): 0-2 annotation plates after the artefact, p=0.3, "
     "half of them panel labels (wide box flush with a corner)"
 )
 #: how often an example gets annotation plates (``_plates``)
@@ -30,7 +30,9 @@ PLATE_TEXTS = ("(A)", "(B)", "(C)", "(D)", "(E)", "A", "B", "C", "D", "E", "F", 
                "R", "L", "PORTABLE", "SUPINE")
 
 
-def augment(pixels: np.ndarray, rng: np.random.Generator, haze: float = 0.25) -> np.ndarray:
+def augment(
+    pixels: np.ndarray, rng: np.random.Generator, haze: float = 0.25, gamma: tuple[float, float] = (0.7, 1.4)
+) -> np.ndarray:
     """What another hospital's films differ by, drawn at random: framing, acquisition and clutter.
 
     A crop (zoom 1-1.25, shift, and an aspect-ratio change of up to 25 %, which the square resize
@@ -69,7 +71,7 @@ def augment(pixels: np.ndarray, rng: np.random.Generator, haze: float = 0.25) ->
         eh, ew = int(ch * rng.uniform(0.05, 0.15)), int(cw * rng.uniform(0.05, 0.15))
         ey, ex = int(rng.integers(0, ch - eh + 1)), int(rng.integers(0, cw - ew + 1))
         x[ey : ey + eh, ex : ex + ew] = fill
-    x = np.power(np.clip(x, 0.0, 1.0), rng.uniform(0.7, 1.4), dtype=np.float32)
+    x = np.power(np.clip(x, 0.0, 1.0), rng.uniform(*gamma), dtype=np.float32)
     sigma = rng.uniform(0.0, 0.02)
     if sigma > 0:
         x = x + np.float32(sigma) * rng.standard_normal(x.shape, dtype=np.float32)
@@ -136,7 +138,7 @@ def make_example(
 ) -> np.ndarray:
     """One model input. ``positive`` applies the kind's artefact (synthetic kinds only); ``rng`` = augment."""
     if rng is not None:
-        x = augment(pixels, rng, kind.haze)
+        x = augment(pixels, rng, kind.haze, kind.gamma)
         if kind.synthetic:
             x = kind.add_nuisances(x, rng)
     else:

@@ -167,7 +167,7 @@ def train(
     weights_path = backbones.resolve_weights(backbone, weights)  # fails fast, before any decoding
     reads_glyphs = kind_def.reads_glyphs if glyph_reader is None else bool(glyph_reader)
     pool = _input_pool(image_size, glyph_size) if reads_glyphs else 1
-    spec = InputSpec(size=image_size * pool)
+    spec = InputSpec(size=image_size * pool, low_pct=kind_def.percentiles[0], high_pct=kind_def.percentiles[1])
     max_side = max_side or 2 * image_size
     # the glyph reader needs the films' fine detail; the backbone's augmented examples use max_side
     decode_side = max(max_side, spec.size) if reads_glyphs else max_side
@@ -206,6 +206,8 @@ def train(
         policy = keras.mixed_precision.global_policy().name
         try:
             model, base = backbones.build(backbone, image_size, weights_path, input_pool=pool)
+            if kind_def.compares_inverse:
+                model = backbones.compare_with_inverse(model)
         finally:
             keras.mixed_precision.set_global_policy("float32")
         log(f"backbone {backbone} ({model.count_params():,} parameters, weights {weights or 'none'}) on {device} [{policy}]"
@@ -307,6 +309,8 @@ def train(
             "batchnorm_momentum": backbones.BN_MOMENTUM,
             "glyph_reader": reader_info,
             "augmentation": synthesis.AUGMENTATION,
+            "augmentation_settings": {"haze": kind_def.haze, "gamma": list(kind_def.gamma), "plates": kind_def.plates},
+            "compares_inverse": {"vote_trim": backbones.VOTE_TRIM} if kind_def.compares_inverse else False,
             "nuisances": {"kinds": list(kind_def.nuisances), "probability": NUISANCE_PROBABILITY}
             if kind_def.nuisances else None,
             "device": device,

@@ -200,3 +200,54 @@ def test_a_glyph_reading_bundle_seeds_its_backbone_by_layer_name(tmp_path):
         np.testing.assert_array_equal(got, want)
     with pytest.raises(WeightsError, match="cannot load"):
         build("resnet50", 32, path)
+
+
+def test_an_inverse_comparator_votes_region_by_region_and_scores_a_film_and_its_inversion_oppositely(tmp_path):
+    """compare_with_inverse: every cell of the backbone's last feature map gives g(x) - g(1 - x) and the film's
+    log-odds is their trimmed mean, so an image and its inversion get exactly opposite log-odds; both
+    polarities go through batch normalisation as one batch, in training as in scanning."""
+    from detectors.bundle import load, save_bundle
+
+    plain, _ = build("compact", 128, dropout=0.0)
+    rng = np.random.default_rng(0)
+    x = rng.random((5, 128, 128, 1), dtype=np.float32)
+    x[:, :64] *= 0.3  # not symmetric in itself: its inversion must look different to g
+    plain.set_weights([w + np.float32(0.05) * rng.standard_normal(w.shape).astype(np.float32) for w in plain.get_weights()])
+    backbones.recalibrate_batchnorm(plain, [(np.concatenate([x, 1 - x]), None)])  # signal of order 1, not 1e-8
+    model = backbones.compare_with_inverse(plain)
+    model.get_layer("polarity_branch").get_layer("cell_logit").set_weights([np.float32(0.1) * rng.standard_normal((1, 1, 192, 1)).astype(np.float32),
+                                               np.zeros(1, np.float32)])
+    logit = keras.Model(model.inputs[0], model.get_layer("logit").output)
+    a, b = logit.predict(x, verbose=0), logit.predict(1 - x, verbose=0)
+    np.testing.assert_allclose(a, -b, atol=1e-5)
+    branch = model.get_layer("polarity_branch")
+    assert branch.output.shape[1:] == (4, 4, 1)
+    votes = np.sort((branch.predict(x, verbose=0) - branch.predict(1 - x, verbose=0)).reshape(5, 16), axis=1)
+    np.testing.assert_allclose(a[:, 0], votes[:, 4:12].mean(axis=1), atol=1e-5)  # the 4 lowest and 4 highest left out
+    assert np.abs(a).max() > 1e-3 and not np.allclose(a[:, 0], votes.mean(axis=1), atol=1e-4)
+    np.testing.assert_allclose(model.predict(x, batch_size=2, verbose=0), model.predict(x, batch_size=5, verbose=0), atol=1e-6)
+    # batch statistics over both polarities at once: recalibrated on this batch, training mode == scanning mode
+    assert backbones.recalibrate_batchnorm(model, [(x, None)]) == 1
+    np.testing.assert_allclose(model(x, training=True).numpy(), model(x, training=False).numpy(), atol=1e-3)
+    save_bundle(model, {"name": "t", "kind": "inversion", "input": {"size": 128}, "threshold": 0.5}, tmp_path / "b")
+    np.testing.assert_allclose(load(tmp_path / "b").predict(x), model.predict(x, verbose=0).reshape(-1), atol=1e-6)
+
+
+def test_a_few_regions_cannot_outvote_the_film():
+    """The trimmed mean: three cells of 16 voting +100 (a label box in a corner) leave the rest's -1 standing,
+    where a plain mean would have flipped the film."""
+    from detectors.layers import TrimmedMean
+
+    votes = np.full((2, 16), -1.0, np.float32)
+    votes[0, :3] = 100.0
+    votes[1] = np.arange(16)
+    got = np.asarray(TrimmedMean(0.25)(votes))
+    np.testing.assert_allclose(got[:, 0], [-1.0, np.arange(4, 12).mean()])
+    assert votes[0].mean() > 0
+
+
+def test_a_resnet50_comparator_votes_over_its_feature_map():
+    model = backbones.compare_with_inverse(build("resnet50", 64)[0])
+    assert model.get_layer("polarity_branch").output.shape[1:] == (2, 2, 1)
+    x = np.random.default_rng(1).random((2, 64, 64, 1), dtype=np.float32)
+    np.testing.assert_allclose(model.predict(x, verbose=0) + model.predict(1 - x, verbose=0), 1.0, atol=1e-5)

@@ -185,6 +185,22 @@ def test_flip_reads_glyphs_in_one_model_at_the_larger_input(tmp_path):
         detectors.train("flip", normals=folder, out=tmp_path / "odd", **dict(fast, glyph_size=100))
 
 
+def test_the_inversion_detector_scores_a_film_and_its_inversion_oppositely(normals, rotation_bundle, tmp_path):
+    """Inversion compares each region of a film with its own inversion (Kind.compares_inverse): whatever it
+    learned, a film's score and its inversion's sum to 1, through the bundle round trip; other kinds do not."""
+    det = detectors.train("inversion", normals=normals, out=tmp_path / "inv", seed=0, **dict(FAST, epochs=1))
+    assert det.info["training"]["compares_inverse"] == {"vote_trim": 0.25}
+    assert det.info["training"]["augmentation_settings"]["plates"] is True
+    x = np.random.default_rng(1).random((4, 32, 32, 1), dtype=np.float32)
+    loaded = detectors.load(tmp_path / "inv")
+    np.testing.assert_allclose(loaded.predict(x) + loaded.predict(1 - x), 1.0, atol=1e-5)
+    np.testing.assert_allclose(loaded.predict(x), det.predict(x), atol=1e-6)
+    assert loaded.model.get_layer("polarity_branch") is not None
+    rotation, _ = rotation_bundle
+    assert rotation.info["training"]["compares_inverse"] is False
+    assert "polarity_branch" not in [layer.name for layer in rotation.model.layers]
+
+
 def test_members_average_their_log_odds_in_one_bundle(normals, tmp_path):
     """An ensemble is one model: its score is sigmoid(mean of the members' logits), it survives the bundle
     round trip, each member is a differently seeded backbone, and its seeds are recorded."""

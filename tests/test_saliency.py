@@ -170,3 +170,21 @@ def test_saturated_sigmoid_still_has_a_gradcam_map():
     assert res.occlusion_fallback == [] and res.maps[0].max() == 1.0
     assert res.maps[0][4:8, 4:8].mean() > 3 * res.maps[0][10:, 10:].mean()
     assert float(np.asarray(model(batch))[0, 0]) == 1.0  # the sigmoid is back
+
+
+def test_gradcam_of_an_inverse_comparator_gives_one_map_per_image():
+    """compare_with_inverse runs its conv layers on each film and its inversion in one batch (2N maps):
+    each image gets one map, made of its own two views only, whatever else is in the batch."""
+    from detectors import backbones
+
+    keras.utils.set_random_seed(2)
+    plain, _ = backbones.build("compact", SIZE, dropout=0.0)
+    rng = np.random.default_rng(3)
+    batch = np.stack([object_image(rng, k % 4) for k in range(3)])
+    backbones.recalibrate_batchnorm(plain, [(np.concatenate([batch, 1 - batch]), None)])
+    model = backbones.compare_with_inverse(plain)
+    res = saliency(model, batch, method="gradcam")
+    assert res.layer.startswith("polarity_branch/")
+    assert res.maps.shape == (3, SIZE, SIZE) and res.maps.max() == 1.0
+    for i in range(3):
+        np.testing.assert_allclose(saliency(model, batch[i : i + 1], method="gradcam").maps[0], res.maps[i], atol=1e-4)
