@@ -110,6 +110,7 @@ def main(argv=None) -> int:
         common = dict(
             backbone=args.backbone, weights=args.weights, image_size=args.image_size, epochs=recipe["epochs"],
             batch_size=args.batch_size, copies=args.copies, patience=recipe["patience"], seed=seed, progress=False,
+            members=recipe.get("members", 1),
         )
         t0 = time.perf_counter()
         if kind == "lateral":

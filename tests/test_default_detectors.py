@@ -72,3 +72,19 @@ def test_defaults_separate_planted_artefacts_in_demo_films():
         up, bad = det.score(films), det.score([plant(f) for f in films])
         auc = roc_auc_score([0] * len(up) + [1] * len(bad), np.concatenate([up, bad]))
         assert auc >= (0.9 if kind == "flip" else 0.97), (kind, auc)
+
+
+def test_the_bundled_inversion_compares_each_film_with_its_inversion():
+    """The shipped inversion detector: three members, each voting region by region on the film against its
+    own inversion, on a 5-95 percentile stretch; so a demo film's score and its inversion's sum to 1."""
+    import detectors
+
+    from cleaner.images import read_image
+
+    det = detectors.load(default_detector_dirs()[0] / "inversion")
+    assert (det.input_spec.low_pct, det.input_spec.high_pct) == (5.0, 95.0)
+    assert det.info["training"]["compares_inverse"] and len(det.info["training"]["members"]) == 3
+    films = [read_image(p).pixels for p in sorted((REPO / "demo" / "nih").glob("*.png"))[:6]]
+    up, inverted = det.score(films), det.score([f.max() - f for f in films])
+    np.testing.assert_allclose(up + inverted, 1.0, atol=1e-4)
+    assert up.max() < det.threshold < inverted.min()
