@@ -154,14 +154,10 @@ def make_patch(background: np.ndarray, label: int, fonts: Sequence[str], rng: np
     if label == NOTHING:
         if symmetric and rng.random() < 0.4:
             glyph = glyph_mask("".join(rng.choice(symmetric, size=int(rng.integers(1, 3)))), height, font, rng)
-            if rng.random() < 0.25:
-                glyph = _ring(*glyph, rng)
     elif label in (READABLE, REVERSED):
         glyph = glyph_mask(_text(handed, symmetric, rng), height, font, rng)
     else:
         glyph = glyph_mask("L" if label == MARKER_L else "R", height, font, rng)
-        if rng.random() < 0.25:
-            glyph = _ring(*glyph, rng)
         if rng.random() < 0.4:  # initials
             initials = "".join(rng.choice(list(handed) + list(symmetric), size=int(rng.integers(1, 4))))
             glyph = _compose([glyph, glyph_mask(initials, height * rng.uniform(0.35, 0.6), font, rng)], rng.random() < 0.5)
@@ -176,22 +172,6 @@ def make_patch(background: np.ndarray, label: int, fonts: Sequence[str], rng: np
     x = np.clip(x, 0, 1) ** rng.uniform(0.7, 1.4)
     x = x + rng.uniform(0, 0.03) * rng.standard_normal(x.shape)
     return np.clip(x, 0, 1).astype(np.float32)
-
-
-def _ring(mask: np.ndarray, box: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """The glyph inside a ring of ink on a round plate: circled side markers, as several vendors burn them in.
-    Measured: a reader trained without them read no L in a Hannover film's circled L."""
-    from PIL import Image, ImageDraw
-
-    h, w = mask.shape
-    d = max(3, int(max(h, w) * rng.uniform(1.15, 1.6)))
-    ring, disc = Image.new("L", (d, d), 0), Image.new("L", (d, d), 0)
-    ImageDraw.Draw(ring).ellipse((0, 0, d - 1, d - 1), outline=255, width=max(1, int(d * rng.uniform(0.04, 0.1))))
-    ImageDraw.Draw(disc).ellipse((0, 0, d - 1, d - 1), fill=255)
-    ring, disc = np.asarray(ring, np.float32) / 255, np.asarray(disc, np.float32) / 255
-    top, left = (d - h) // 2, (d - w) // 2  # d > h, w: the glyph fits inside
-    ring[top : top + h, left : left + w] = np.maximum(ring[top : top + h, left : left + w], mask)
-    return ring, disc
 
 
 def _fit(mask: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

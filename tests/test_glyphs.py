@@ -88,24 +88,6 @@ def test_a_side_marker_is_a_lone_l_or_r_and_text_never_is(font):
     assert np.median(widths[glyphs.MARKER_L]) < 48 and max(widths[glyphs.MARKER_L]) > 1.5 * min(widths[glyphs.MARKER_L])
 
 
-def test_a_circled_marker_keeps_its_whole_letter_inside_a_symmetric_ring(font):
-    """Circled side markers: the ring must not cut the letter, and must be left-right symmetric, so that a
-    marker reversed on the cassette is the readable one mirrored, ring and all."""
-    mask, box = glyphs.glyph_mask("L", 20, font, np.random.default_rng(0))
-    for seed in range(20):
-        ring, disc = glyphs._ring(mask, box, np.random.default_rng(seed))
-        d, (h, w) = ring.shape[0], mask.shape
-        assert ring.shape == disc.shape == (d, d) and d > max(h, w)
-        top, left = (d - h) // 2, (d - w) // 2
-        assert np.all(ring[top : top + h, left : left + w] >= mask)
-        c = d // 2
-        assert min(ring[c, 0], ring[c, -1], ring[0, c], ring[-1, c]) > 0.5  # ink all round
-        assert ring[0, 0] == 0 and disc[0, 0] == 0 and disc[c, c] == 1  # round, not a square plate
-        without_letter = ring.copy()
-        without_letter[top : top + h, left : left + w] = 0
-        assert np.abs(without_letter - without_letter[:, ::-1]).mean() < 0.02
-
-
 def test_patches_are_labelled_evenly_and_stay_in_range(font):
     films = [phantom(200, 180, seed=s) for s in range(2)]
     x, y = glyphs.synth_patches(films, 300, [font], np.random.default_rng(0))
