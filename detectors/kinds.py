@@ -43,8 +43,6 @@ class Kind:
     #: detector (logit +3.3 over its threshold, on three seeds +0.7 to +3.3); with 50 %, -0.9. Inversion
     #: trained with 50 % flagged two more Hannover films, so the other kinds keep 25 %.
     haze: float = 0.25
-    #: the range of the exposure gamma that augmentation draws from (``synthesis.augment``)
-    gamma: tuple[float, float] = (0.7, 1.4)
     #: whether the model compares each region of a film with the same region of its own inversion and the
     #: regions vote (``backbones.compare_with_inverse``): for the kind whose artefact is that inversion
     compares_inverse: bool = False

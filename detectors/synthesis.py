@@ -30,9 +30,7 @@ PLATE_TEXTS = ("(A)", "(B)", "(C)", "(D)", "(E)", "A", "B", "C", "D", "E", "F", 
                "R", "L", "PORTABLE", "SUPINE")
 
 
-def augment(
-    pixels: np.ndarray, rng: np.random.Generator, haze: float = 0.25, gamma: tuple[float, float] = (0.7, 1.4)
-) -> np.ndarray:
+def augment(pixels: np.ndarray, rng: np.random.Generator, haze: float = 0.25) -> np.ndarray:
     """What another hospital's films differ by, drawn at random: framing, acquisition and clutter.
 
     A crop (zoom 1-1.25, shift, and an aspect-ratio change of up to 25 %, which the square resize
@@ -71,7 +69,7 @@ def augment(
         eh, ew = int(ch * rng.uniform(0.05, 0.15)), int(cw * rng.uniform(0.05, 0.15))
         ey, ex = int(rng.integers(0, ch - eh + 1)), int(rng.integers(0, cw - ew + 1))
         x[ey : ey + eh, ex : ex + ew] = fill
-    x = np.power(np.clip(x, 0.0, 1.0), rng.uniform(*gamma), dtype=np.float32)
+    x = np.power(np.clip(x, 0.0, 1.0), rng.uniform(0.7, 1.4), dtype=np.float32)
     sigma = rng.uniform(0.0, 0.02)
     if sigma > 0:
         x = x + np.float32(sigma) * rng.standard_normal(x.shape, dtype=np.float32)
@@ -138,7 +136,7 @@ def make_example(
 ) -> np.ndarray:
     """One model input. ``positive`` applies the kind's artefact (synthetic kinds only); ``rng`` = augment."""
     if rng is not None:
-        x = augment(pixels, rng, kind.haze, kind.gamma)
+        x = augment(pixels, rng, kind.haze)
         if kind.synthetic:
             x = kind.add_nuisances(x, rng)
     else:

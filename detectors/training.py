@@ -309,7 +309,7 @@ def train(
             "batchnorm_momentum": backbones.BN_MOMENTUM,
             "glyph_reader": reader_info,
             "augmentation": synthesis.AUGMENTATION,
-            "augmentation_settings": {"haze": kind_def.haze, "gamma": list(kind_def.gamma), "plates": kind_def.plates},
+            "augmentation_settings": {"haze": kind_def.haze, "plates": kind_def.plates},
             "compares_inverse": {"vote_trim": backbones.VOTE_TRIM} if kind_def.compares_inverse else False,
             "nuisances": {"kinds": list(kind_def.nuisances), "probability": NUISANCE_PROBABILITY}
             if kind_def.nuisances else None,

@@ -207,7 +207,7 @@ def test_nuisance_artefacts_reach_both_classes_and_only_in_training(image):
         neg = make_example(image, kind, False, 0, SPEC, np.random.default_rng(seed))
         pos = make_example(image, kind, True, 0, SPEC, np.random.default_rng(seed))
         rng = np.random.default_rng(seed)
-        augmented = augment(image, rng, kind.haze, kind.gamma)
+        augmented = augment(image, rng, kind.haze)
         state = kind.add_nuisances(augmented, rng)
         plates_rng = copy.deepcopy(rng)  # then the same annotation plates on both (kind.plates)
         np.testing.assert_array_equal(pos, preprocess(_plates(kind.positive(state, 0), rng), SPEC))
@@ -258,7 +258,7 @@ def test_annotation_plates_cover_both_classes_alike_and_never_a_text_reading_kin
         kind = get_kind(name)
         for seed in range(20):
             rng = np.random.default_rng(seed)
-            x = kind.positive(kind.add_nuisances(augment(image, rng, kind.haze, kind.gamma), rng), 0)
+            x = kind.positive(kind.add_nuisances(augment(image, rng, kind.haze), rng), 0)
             plates_rng = copy.deepcopy(rng)
             got = make_example(image, kind, True, 0, SPEC, np.random.default_rng(seed))
             np.testing.assert_array_equal(got, preprocess(_plates(x, plates_rng) if kind.plates else x, SPEC))
