@@ -33,6 +33,8 @@ class InputSpec:
             raise ValueError(f"input size {self.size} is below 16 pixels")
         if self.normalisation not in NORMALISATIONS:
             raise ValueError(f"normalisation must be one of {NORMALISATIONS}, not {self.normalisation!r}")
+        if not 0 <= self.low_pct < self.high_pct <= 100:
+            raise ValueError(f"percentiles must be 0 <= low < high <= 100, not {self.low_pct}, {self.high_pct}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -18,6 +18,8 @@ from typing import Callable
 
 import numpy as np
 
+from cleaner.preprocess import InputSpec
+
 
 @dataclass(frozen=True)
 class Kind:
@@ -53,10 +55,8 @@ class Kind:
     percentiles: tuple[float, float] = (0.5, 99.5)
 
     def __post_init__(self):
-        low, high = self.percentiles
-        if not 0 <= low < high <= 100:
-            raise ValueError(f"kind {self.name!r}: percentiles must be 0 <= low < high <= 100, not {self.percentiles}")
-        if self.compares_inverse and abs(low + high - 100) > 1e-9:
+        InputSpec(low_pct=self.percentiles[0], high_pct=self.percentiles[1])  # refuses a range that is not one
+        if self.compares_inverse and abs(sum(self.percentiles) - 100) > 1e-9:
             raise ValueError(f"kind {self.name!r}: a kind that compares a film with its inversion needs symmetric "
                              f"percentiles (low = 100 - high), not {self.percentiles}")
         if self.make_positive is not None and not self.variants:

@@ -27,3 +27,7 @@ def test_constant_image_and_spec_round_trip():
     assert InputSpec.from_dict(spec.to_dict()) == spec
     with pytest.raises(ValueError):
         InputSpec(size=8)
+    with pytest.raises(ValueError, match="percentiles"):
+        InputSpec(low_pct=60.0, high_pct=40.0)
+    with pytest.raises(ValueError, match="percentiles"):  # a bundle's spec is checked on the way in too
+        InputSpec.from_dict({"size": 64, "low_pct": -1, "high_pct": 99})
