@@ -52,7 +52,22 @@ def resize_square(pixels: np.ndarray, size: int) -> np.ndarray:
 
 def preprocess(pixels: np.ndarray, spec: InputSpec) -> np.ndarray:
     """A decoded [0, 1] greyscale image to the model input for ``spec``: float32 (size, size, 1)."""
-    x = resize_square(pixels, spec.size)
+    return _normalise(resize_square(pixels, spec.size), spec)
+
+
+def preprocess_all(pixels: np.ndarray, specs) -> list[np.ndarray]:
+    """``preprocess`` for each of ``specs``, resizing the image once per distinct size: specs that differ only
+    in their stretch (inversion's 5-95 beside rotation's 0.5-99.5, both at 128 px) share the costly resize."""
+    resized: dict[int, np.ndarray] = {}
+    out = []
+    for spec in specs:
+        if spec.size not in resized:
+            resized[spec.size] = resize_square(pixels, spec.size)
+        out.append(_normalise(resized[spec.size], spec))
+    return out
+
+
+def _normalise(x: np.ndarray, spec: InputSpec) -> np.ndarray:
     if spec.normalisation == "percentile":
         lo, hi = np.percentile(x, [spec.low_pct, spec.high_pct])
         if hi - lo > 1e-6:

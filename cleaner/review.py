@@ -187,7 +187,7 @@ def prepare_image(task: tuple) -> dict:
     """Read one flagged image once: write its thumbnail (and a full-size PNG when no review copy
     can be linked) and return the thumbnail plus the model inputs its detectors need."""
     source, fallback, thumb_path, full_path, specs = task
-    from .preprocess import InputSpec, preprocess
+    from .preprocess import InputSpec, preprocess_all
 
     pixels = None
     error = None
@@ -208,7 +208,7 @@ def prepare_image(task: tuple) -> dict:
         Image.fromarray(_to_uint8(thumb)).save(thumb_path, quality=85)
         if full_path is not None:
             Image.fromarray(_to_uint8(_thumb_array(pixels, 2048))).save(full_path)
-        inputs = {key: preprocess(pixels, InputSpec.from_dict(spec)) for key, spec in specs.items()}
+        inputs = dict(zip(specs, preprocess_all(pixels, [InputSpec.from_dict(spec) for spec in specs.values()])))
     except Exception as exc:
         return {"ok": False, "error": f"thumbnail or model input failed: {type(exc).__name__}: {exc}"}
     return {"ok": True, "thumb": thumb, "inputs": inputs}

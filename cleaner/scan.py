@@ -29,7 +29,7 @@ from .errors import ImageReadError
 from .images import read_image
 from .metadata import AgeTable
 from .parallel import bounded_ordered_map, default_workers
-from .preprocess import InputSpec, preprocess
+from .preprocess import InputSpec, preprocess_all
 from .walker import WalkStats, walk_archive
 
 JOURNAL_FILE = "scores.partial.csv"
@@ -224,7 +224,7 @@ def decode_for_scan(task: tuple) -> dict:
     meta = loaded.meta
     result = {"rel": rel, "error": "", "meta": {k: getattr(meta, k) for k in _META_FIELDS}}
     try:
-        result["inputs"] = [preprocess(loaded.pixels, spec) for spec in specs]
+        result["inputs"] = preprocess_all(loaded.pixels, specs)
     except Exception as exc:
         result["error"] = f"cannot preprocess: {type(exc).__name__}: {exc}"
     return result

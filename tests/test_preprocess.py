@@ -31,3 +31,25 @@ def test_constant_image_and_spec_round_trip():
         InputSpec(low_pct=60.0, high_pct=40.0)
     with pytest.raises(ValueError, match="percentiles"):  # a bundle's spec is checked on the way in too
         InputSpec.from_dict({"size": 64, "low_pct": -1, "high_pct": 99})
+
+
+def test_preprocess_all_is_preprocess_per_spec_with_one_resize_per_size(monkeypatch):
+    """Scanning and review prepare every detector's input at once: exactly what ``preprocess`` gives for each
+    spec (what training saw), resizing once per size however many stretches share it."""
+    import importlib
+
+    module = importlib.import_module("cleaner.preprocess")
+
+    rng = np.random.default_rng(0)
+    pixels = rng.random((90, 70), dtype=np.float32) ** 2
+    specs = [InputSpec(size=32), InputSpec(size=32, low_pct=5.0, high_pct=95.0), InputSpec(size=48),
+             InputSpec(size=32, normalisation="none")]
+    want = [preprocess(pixels, spec) for spec in specs]
+    sizes = []
+    resize = module.resize_square
+    monkeypatch.setattr(module, "resize_square", lambda p, size: (sizes.append(size), resize(p, size))[1])
+    got = module.preprocess_all(pixels, specs)
+    assert sorted(sizes) == [32, 48]
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+    assert not np.shares_memory(got[0], got[3])
