@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cleaner.archive_builder import Source, build_archive, load_ages  # noqa: E402
+from cleaner.demo.archive import Source, build_archive, load_ages  # noqa: E402
 
 
 def dev_sources(data: Path) -> list[Source]:

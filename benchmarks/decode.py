@@ -14,9 +14,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cleaner.images import read_image  # noqa: E402
-from cleaner.parallel import default_workers, ordered_map  # noqa: E402
-from cleaner.walker import walk_archive  # noqa: E402
+from cleaner.io.images import read_image  # noqa: E402
+from cleaner.io.parallel import default_workers, ordered_map  # noqa: E402
+from cleaner.io.walker import walk_archive  # noqa: E402
 
 
 def decode_shape(path):

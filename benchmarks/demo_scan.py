@@ -33,12 +33,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from cleaner.ages import parse_age_value  # noqa: E402
-from cleaner.errors import ImageReadError  # noqa: E402
-from cleaner.images import read_image  # noqa: E402
-from cleaner.preprocess import InputSpec, preprocess  # noqa: E402
-from cleaner.review import reason_folder  # noqa: E402
-from cleaner.walker import WalkStats, walk_archive  # noqa: E402
+from cleaner.io.ages import parse_age_value  # noqa: E402
+from cleaner.io.errors import ImageReadError  # noqa: E402
+from cleaner.io.images import read_image  # noqa: E402
+from cleaner.io.preprocess import InputSpec, preprocess  # noqa: E402
+from cleaner.review.build import reason_folder  # noqa: E402
+from cleaner.io.walker import WalkStats, walk_archive  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 BASE = ["path", "status", "error", "format", "photometric", "width", "height", "age_years", "age_source", "sex",

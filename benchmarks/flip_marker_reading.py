@@ -18,7 +18,7 @@ product:
     PYTHONPATH=$PWD python benchmarks/flip_marker_reading.py --out runs/flip_glyph
     PYTHONPATH=$PWD python benchmarks/flip_marker_reading.py --out runs/flip_glyph_half --patches 30000 --width 0.5   # cheaper reader
 
-Films are read by cleaner.images.read_image and brought to a 512 px square by cleaner.preprocess (the
+Films are read by cleaner.io.images.read_image and brought to a 512 px square by cleaner.io.preprocess (the
 scan path), so glyphs are stretched as a scanned film's would be; training patches get the same stretch
 at random. Given a flip bundle that reads glyphs already (the default since the reader went into the
 product), no reader is trained: the bundle's own backbone logit and glyph evidence are read out of its model.
@@ -44,8 +44,8 @@ def shared_data() -> Path:
 
 def film(path: Path):
     """A film as the scan path prepares it, at WORK_SIZE: decoded, square-resized, percentile-stretched."""
-    from cleaner.images import read_image
-    from cleaner.preprocess import InputSpec, preprocess
+    from cleaner.io.images import read_image
+    from cleaner.io.preprocess import InputSpec, preprocess
 
     return preprocess(read_image(path).pixels, InputSpec(size=WORK_SIZE))[..., 0]
 

@@ -47,7 +47,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if not args.scan_out and not args.synthetic:
         ap.error("give SCAN_OUT or --synthetic N")
-    from cleaner.review import build_review
+    from cleaner.review.build import build_review
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.scan_out) if args.scan_out else synthetic_scan(Path(tmp), args.synthetic, args.film_size, args.input_size)

@@ -90,7 +90,7 @@ def make_bundles(out: Path) -> list[Path]:
     """Three small CNNs (4 strided convs + GAP + dense, random weights, seed 0) at 256 px."""
     import keras
 
-    from cleaner.preprocess import InputSpec
+    from cleaner.io.preprocess import InputSpec
     from detectors.bundle import save_bundle
 
     keras.utils.set_random_seed(0)
@@ -110,7 +110,7 @@ def make_bundles(out: Path) -> list[Path]:
 
 def build_big(src: Path, dest: Path, at_least: int) -> int:
     """``dest/rep_NN/<relative path>`` symlinks to every candidate in ``src``, repeated to >= at_least files."""
-    from cleaner.walker import WalkStats, walk_archive
+    from cleaner.io.walker import WalkStats, walk_archive
 
     files = list(walk_archive(src, WalkStats()))
     reps = -(-at_least // len(files))
@@ -123,7 +123,7 @@ def build_big(src: Path, dest: Path, at_least: int) -> int:
 
 
 def build_subset(src: Path, dest: Path, n: int) -> int:
-    from cleaner.walker import WalkStats, walk_archive
+    from cleaner.io.walker import WalkStats, walk_archive
 
     count = 0
     for f in walk_archive(src, WalkStats()):
@@ -140,10 +140,10 @@ def build_subset(src: Path, dest: Path, n: int) -> int:
 
 
 def measure(kind: str, archive: Path, bundles: list[Path], ndet: int, work: Path, limit: int) -> dict:
-    from cleaner.preprocess import InputSpec
-    from cleaner.parallel import bounded_ordered_map, default_workers
-    from cleaner.scan import Source, decode_for_scan, scan_archive
-    from cleaner.walker import WalkStats
+    from cleaner.io.preprocess import InputSpec
+    from cleaner.io.parallel import bounded_ordered_map, default_workers
+    from cleaner.scan.runner import Source, decode_for_scan, scan_archive
+    from cleaner.io.walker import WalkStats
 
     workers = default_workers()
     if kind in ("inference", "scan", "naive"):
@@ -186,9 +186,9 @@ def measure(kind: str, archive: Path, bundles: list[Path], ndet: int, work: Path
         import keras
         import numpy as np
 
-        from cleaner.errors import ImageReadError
-        from cleaner.images import read_image
-        from cleaner.preprocess import preprocess
+        from cleaner.io.errors import ImageReadError
+        from cleaner.io.images import read_image
+        from cleaner.io.preprocess import preprocess
 
         model = keras.saving.load_model(bundles[0] / "model.keras", compile=False)
         spec = InputSpec(size=SIZE)

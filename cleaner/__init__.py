@@ -1,8 +1,8 @@
 """cxclean's archive side: reading images, walking archives, scanning, review and reports."""
-from .errors import ImageReadError
-from .images import ImageMeta, LoadedImage, read_image
-from .preprocess import InputSpec, preprocess
-from .walker import WalkStats, walk_archive
+from cleaner.io.errors import ImageReadError
+from cleaner.io.images import ImageMeta, LoadedImage, read_image
+from cleaner.io.preprocess import InputSpec, preprocess
+from cleaner.io.walker import WalkStats, walk_archive
 
 __version__ = "0.1.0"
 

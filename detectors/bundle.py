@@ -15,8 +15,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from cleaner.manifests import file_sha256
-from cleaner.preprocess import InputSpec, preprocess
+from cleaner.io.manifests import file_sha256
+from cleaner.io.preprocess import InputSpec, preprocess
 
 MODEL_FILE = "model.keras"
 INFO_FILE = "detector.json"
@@ -79,7 +79,7 @@ class Detector:
 
     def score(self, images: Iterable, batch_size: int = 64) -> np.ndarray:
         """Scores for images given as paths or decoded [0, 1] arrays of any size (read and preprocessed here)."""
-        from cleaner.images import read_image
+        from cleaner.io.images import read_image
 
         spec = self.input_spec
         arrays = []

@@ -1,6 +1,6 @@
 """Training images: where they come from (folder or CSV), decoding them once, and a leak-free split.
 
-Images are decoded with the one reader (``cleaner.images.read_image``) and kept in memory at a
+Images are decoded with the one reader (``cleaner.io.images.read_image``) and kept in memory at a
 bounded *working resolution* (longest side at most ``max_side``; training uses twice the model
 input, so 512 px at the default 256). Every artefact cxclean synthesises (quarter turns,
 mirroring, ``max - x``) commutes with that antialiased resize, and the resize is applied
@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from cleaner.errors import ImageReadError
-from cleaner.parallel import ordered_map
-from cleaner.walker import WalkStats, walk_archive
+from cleaner.io.errors import ImageReadError
+from cleaner.io.parallel import ordered_map
+from cleaner.io.walker import WalkStats, walk_archive
 
-from cleaner.manifests import file_sha256
+from cleaner.io.manifests import file_sha256
 
 TRUE_LABELS = {"1", "true", "yes", "y", "positive", "pos", "artefact", "artifact"}
 FALSE_LABELS = {"0", "false", "no", "n", "negative", "neg", "normal"}
@@ -139,7 +139,7 @@ def shrink_to(pixels: np.ndarray, max_side: int) -> np.ndarray:
 
 def _decode(path: str, max_side: int):
     """Worker: (pixels, patient_id, sha256, error) for one file; never raises."""
-    from cleaner.images import read_image
+    from cleaner.io.images import read_image
 
     try:
         loaded = read_image(path)

@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from cleaner.preprocess import InputSpec
+from cleaner.io.preprocess import InputSpec
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class Kind:
     #: whether the model compares each region of a film with the same region of its own inversion and the
     #: regions vote (``backbones.compare_with_inverse``): for the kind whose artefact is that inversion
     compares_inverse: bool = False
-    #: the percentiles of the film that preprocessing stretches to [0, 1] (``cleaner.preprocess.InputSpec``).
+    #: the percentiles of the film that preprocessing stretches to [0, 1] (``cleaner.io.preprocess.InputSpec``).
     #: Inversion stretches 5-95: a white label box on 2.4 % of a dark published film set the 99.5th percentile,
     #: so the stretch darkened the whole film and the detector called it inverted (log-odds +0.5 to +3.2 over
     #: seeds; with 5-95, -9.7 and -2.9, the box erased or not). Symmetric, so an inverted film stays ``1 - x``.

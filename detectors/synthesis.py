@@ -1,7 +1,7 @@
 """Synthesising training examples: artefact on the decoded image, then the one preprocessing path.
 
 Order for every example, positive or negative alike:
-``augment(decoded) -> [artefact if positive] -> cleaner.preprocess.preprocess(., spec)``.
+``augment(decoded) -> [artefact if positive] -> cleaner.io.preprocess.preprocess(., spec)``.
 The augmentation parameters are drawn independently of the label, so augmentation can never
 tell the classes apart; and ``preprocess`` is the very call scanning makes, so padding, aspect
 ratio, file format or exposure offer no shortcut.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from cleaner.preprocess import InputSpec, preprocess
+from cleaner.io.preprocess import InputSpec, preprocess
 
 from .kinds import Kind
 

@@ -11,8 +11,8 @@ from typing import Callable
 
 import numpy as np
 
-from cleaner.manifests import file_sha256
-from cleaner.preprocess import InputSpec, preprocess
+from cleaner.io.manifests import file_sha256
+from cleaner.io.preprocess import InputSpec, preprocess
 
 from . import backbones, glyphs, synthesis
 from .bundle import INFO_FILE, Detector, save_bundle

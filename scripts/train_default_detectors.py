@@ -46,7 +46,7 @@ def nih_training_list(data: Path, out_csv: Path, ap_weight: int = 1, kind: str =
     """
     import pandas as pd
 
-    from cleaner.manifests import file_sha256
+    from cleaner.io.manifests import file_sha256
 
     meta = pd.read_csv(data / "nih" / "metadata.csv", dtype=str, keep_default_na=False).sort_values("path")
     demo = pd.read_csv(REPO / "data_manifests" / "demo_nih.csv", dtype=str)

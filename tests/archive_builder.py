@@ -181,7 +181,7 @@ def inversion_model(size: int):
 
 def build_detectors(base: Path) -> dict[str, Path]:
     """Bundles ``rotation`` (input 32 px) and ``inversion`` (input 48 px: a second input spec) under ``base``."""
-    from cleaner.preprocess import InputSpec
+    from cleaner.io.preprocess import InputSpec
     from detectors.bundle import save_bundle
 
     bundles = {}

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from cleaner.scan_outputs import reason_folder
+from cleaner.scan.folder import reason_folder
 
 
 def page_data(page: Path) -> dict:
@@ -208,7 +208,7 @@ def build_scan_output(tmp: Path, specs: list[ImageSpec] | None = None, threshold
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(archive / row["path"], dest)
                 if row["path"].endswith(".dcm"):
-                    from cleaner.images import read_image
+                    from cleaner.io.images import read_image
 
                     px = read_image(archive / row["path"]).pixels
                     Image.fromarray((px * 255).round().astype(np.uint8)).save(str(dest) + ".png")
@@ -238,7 +238,7 @@ def save_tiny_bundle(out: Path, name: str = "rotation", size: int = 64, threshol
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
-    from cleaner.preprocess import InputSpec
+    from cleaner.io.preprocess import InputSpec
     from detectors.bundle import save_bundle
 
     keras.utils.set_random_seed(seed)

@@ -2,9 +2,9 @@
 import numpy as np
 import pandas as pd
 
-from cleaner.archive_builder import Source, build_archive
-from cleaner.evaluate_archive import evaluate, format_report
-from cleaner.images import read_image
+from cleaner.demo.archive import Source, build_archive
+from cleaner.reports.evaluate_archive import evaluate, format_report
+from cleaner.io.images import read_image
 from imagegen import phantom, write_dicom, write_png8
 
 
@@ -64,7 +64,7 @@ def test_evaluate_counts_exactly(tmp_path):
     assert fps == {("rotation", "s1", "upright"): 1, ("rotation", "lat", "lateral"): 1}
     assert "Upright adult frontal films flagged by any detector: 1/2" in format_report(result)
     # the turn is judged on planted rotations only: b (rot90) is undone by 90 degrees clockwise
-    from cleaner.evaluate_archive import undoing_turns
+    from cleaner.reports.evaluate_archive import undoing_turns
 
     assert undoing_turns() == {"rot90": 90, "rot180": 180, "rot270": 270}
     assert result["turn_upright"] == dict(turned=1, right=1, wrong="")
@@ -79,7 +79,7 @@ def test_evaluate_counts_exactly(tmp_path):
 def test_evaluate_archive_cli(tmp_path):
     from click.testing import CliRunner
 
-    from cleaner.cli import main
+    from cleaner.cli.main import main
 
     test_evaluate_counts_exactly(tmp_path)  # leaves tmp_path/scan and tmp_path/truth.csv
     result = CliRunner().invoke(main, ["evaluate-archive", str(tmp_path / "scan"), str(tmp_path / "truth.csv"),

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cleaner.scan import default_detector_dirs, scan_archive
+from cleaner.scan.runner import default_detector_dirs, scan_archive
 from imagegen import phantom, write_png8
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,7 +63,7 @@ def test_defaults_separate_planted_artefacts_in_demo_films():
     import detectors
     from sklearn.metrics import roc_auc_score
 
-    from cleaner.images import read_image
+    from cleaner.io.images import read_image
 
     films = [read_image(p).pixels for p in sorted((REPO / "demo" / "nih").glob("*.png"))[:16]]
     plants = {"rotation": lambda x: np.rot90(x), "inversion": lambda x: 1 - x, "flip": lambda x: x[:, ::-1]}
@@ -79,7 +79,7 @@ def test_the_bundled_inversion_compares_each_film_with_its_inversion():
     own inversion, on a 5-95 percentile stretch; so a demo film's score and its inversion's sum to 1."""
     import detectors
 
-    from cleaner.images import read_image
+    from cleaner.io.images import read_image
 
     det = detectors.load(default_detector_dirs()[0] / "inversion")
     assert (det.input_spec.low_pct, det.input_spec.high_pct) == (5.0, 95.0)

@@ -2,13 +2,13 @@
 import pandas as pd
 import pytest
 
-from cleaner.scan import default_detector_dirs
+from cleaner.scan.runner import default_detector_dirs
 
 pytestmark = pytest.mark.skipif(not default_detector_dirs(), reason="default bundles not trained yet")
 
 
 def test_demo_runs_the_whole_job(tmp_path):
-    from cleaner.demo import run_demo
+    from cleaner.demo.run import run_demo
 
     result = run_demo(tmp_path / "demo", workers=1, progress=False)
     truth = pd.read_csv(result["truth"])

@@ -56,7 +56,7 @@ def test_weights_argument_errors_are_clear(tmp_path):
 def test_cli_imagenet_offline_exits_before_reading_any_image(tmp_path, empty_keras_home):
     from click.testing import CliRunner
 
-    from cleaner.cli import main
+    from cleaner.cli.main import main
 
     (tmp_path / "normals").mkdir()
     result = CliRunner().invoke(

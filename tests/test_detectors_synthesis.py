@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from cleaner.preprocess import InputSpec, preprocess
+from cleaner.io.preprocess import InputSpec, preprocess
 from detectors.data import Source, decode_sources, list_sources, parse_label, split_sources, write_manifest
 from detectors.kinds import KINDS, get_kind
 from detectors.synthesis import _plates, augment, build_eval_set, example_plan, make_example

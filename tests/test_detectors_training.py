@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 import detectors
-from cleaner.cli import main
+from cleaner.cli.main import main
 from detectors_helpers import fake_radiograph, write_normals
 
 pytestmark = pytest.mark.slow

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from pydicom.uid import RLELossless
 
-from cleaner.errors import ImageReadError
-from cleaner.images import read_image, to_unit_range
+from cleaner.io.errors import ImageReadError
+from cleaner.io.images import read_image, to_unit_range
 from imagegen import phantom, write_dicom
 
 

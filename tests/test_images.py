@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cleaner import images as images_mod
-from cleaner.errors import ImageReadError
-from cleaner.images import read_image, sniff_format, to_unit_range
+from cleaner.io import images as images_mod
+from cleaner.io.errors import ImageReadError
+from cleaner.io.images import read_image, sniff_format, to_unit_range
 from imagegen import phantom, write_dicom, write_jpeg, write_png8, write_png16
 
 

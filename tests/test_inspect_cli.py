@@ -2,7 +2,7 @@
 import pandas as pd
 from click.testing import CliRunner
 
-from cleaner.cli import main
+from cleaner.cli.main import main
 from imagegen import phantom, write_dicom, write_jpeg, write_png8, write_png16
 
 

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from cleaner.manifests import check_manifest
+from cleaner.io.manifests import check_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from cleaner.preprocess import InputSpec, preprocess
+from cleaner.io.preprocess import InputSpec, preprocess
 from imagegen import phantom
 
 
@@ -38,7 +38,7 @@ def test_preprocess_all_is_preprocess_per_spec_with_one_resize_per_size(monkeypa
     spec (what training saw), resizing once per size however many stretches share it."""
     import importlib
 
-    module = importlib.import_module("cleaner.preprocess")
+    module = importlib.import_module("cleaner.io.preprocess")
 
     rng = np.random.default_rng(0)
     pixels = rng.random((90, 70), dtype=np.float32) ** 2

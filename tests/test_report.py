@@ -3,11 +3,11 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from cleaner.cli import main
-from cleaner.report import age_band, bias_tables, site_of, write_report
-from cleaner.review import load_scan_output
-from cleaner.review_apply import apply_review
-from cleaner.studies import study_table, write_studies
+from cleaner.cli.main import main
+from cleaner.reports.bias import age_band, bias_tables, site_of, write_report
+from cleaner.review.build import load_scan_output
+from cleaner.review.apply import apply_review
+from cleaner.reports.studies import study_table, write_studies
 from scan_output_builder import build_scan_output
 
 

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from cleaner.cli import main
-from cleaner.review_apply import apply_review, read_decisions_file
+from cleaner.cli.main import main
+from cleaner.review.apply import apply_review, read_decisions_file
 from scan_output_builder import build_scan_output
 
 # default_specs(): rotation p001_a, p002_a, p003, sub/p003, s1_2.dcm; inversion p002_a, p004;

@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from chromium_cdp import Chromium, find_chromium
-from cleaner.review import build_review
-from cleaner.review_apply import apply_review
+from cleaner.review.build import build_review
+from cleaner.review.apply import apply_review
 from scan_output_builder import ImageSpec, build_scan_output, save_tiny_bundle
 
 CHROMIUM = find_chromium()

@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from cleaner.cli import main
-from cleaner.review import (PAGE_SIZE, ScanOutputError, asset_id, build_review, load_scan_output, reason_folder)
+from cleaner.cli.main import main
+from cleaner.review.build import (PAGE_SIZE, ScanOutputError, asset_id, build_review, load_scan_output, reason_folder)
 from scan_output_builder import ImageSpec, build_scan_output, flagged_pairs, page_data, save_tiny_bundle
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from cleaner.review import build_review
+from cleaner.review.build import build_review
 from scan_output_builder import page_data, scan_output_for_existing
 
 SHARED = Path(os.environ.get("CXCLEAN_SHARED_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")

@@ -9,7 +9,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from cleaner.preprocess import InputSpec  # noqa: E402
+from cleaner.io.preprocess import InputSpec  # noqa: E402
 from detectors.bundle import load, save_bundle  # noqa: E402
 from detectors.layers import GreyToBackboneInput  # noqa: E402
 from detectors.saliency import _run_layer, find_last_conv, overlay, saliency  # noqa: E402

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cleaner import scan_outputs as so
-from cleaner.cli import main
-from cleaner.scan import JOURNAL_FILE, ScanError, scan_archive
+from cleaner.scan import folder as so
+from cleaner.cli.main import main
+from cleaner.scan.runner import JOURNAL_FILE, ScanError, scan_archive
 
 MIN_AGE = 10
 
@@ -222,7 +222,7 @@ def journal_config(archive, summary: dict) -> dict:
 
 
 def test_resume_with_different_settings_refuses(built_archive, rule_bundles, tmp_path):
-    from cleaner.scan import CONFIG_FILE, Journal
+    from cleaner.scan.runner import CONFIG_FILE, Journal
 
     out = tmp_path / "out"
     run_full_scan(built_archive, out, rule_bundles, workers=1)
@@ -245,7 +245,7 @@ def test_journal_drops_a_half_written_last_line(built_archive, rule_bundles, tmp
     reference = run_full_scan(built_archive, out, rule_bundles, workers=1)
     full = (out / "scores.csv").read_text()
     lines = full.splitlines(keepends=True)
-    from cleaner.scan import CONFIG_FILE
+    from cleaner.scan.runner import CONFIG_FILE
 
     (out / CONFIG_FILE).write_text(json.dumps(journal_config(built_archive, reference)))
     (out / JOURNAL_FILE).write_text("".join(lines[:6]) + lines[6][:25])  # killed in the middle of a row
@@ -322,7 +322,7 @@ def test_cli_scan_prints_summary_and_scans_a_csv_list(built_archive, tmp_path):
 @pytest.mark.shared_data
 def test_scan_real_dicom_age_filter(shared_data, tmp_path):
     """Real DICOM in every transfer syntax: every file is a row, none silently dropped, ages from headers."""
-    from cleaner.walker import WalkStats, walk_archive
+    from cleaner.io.walker import WalkStats, walk_archive
 
     archive = shared_data / "dicom"
     n = sum(1 for _ in walk_archive(archive, WalkStats()))
@@ -349,8 +349,8 @@ def marker_top_left_model(size: int):
 def test_other_detectors_score_a_rotated_film_turned_upright(built_archive, rule_bundles, tmp_path):
     """Detectors other than rotation see the films the rotation detector flags turned upright: a rule
     that fires on a marker at the top left fires on every rotated film too, but only with the turn."""
-    from cleaner.preprocess import InputSpec
-    from cleaner.review import build_review
+    from cleaner.io.preprocess import InputSpec
+    from cleaner.review.build import build_review
     from detectors.bundle import save_bundle
 
     probe = save_bundle(marker_top_left_model(32), {"name": "probe", "kind": "custom", "threshold": 0.5,

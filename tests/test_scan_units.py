@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from cleaner import scan_outputs as so
-from cleaner.metadata import AgeTable, MetadataError
-from cleaner.parallel import bounded_ordered_map
-from cleaner.scan import ScanError, parse_threshold_overrides
+from cleaner.scan import folder as so
+from cleaner.io.metadata import AgeTable, MetadataError
+from cleaner.io.parallel import bounded_ordered_map
+from cleaner.scan.runner import ScanError, parse_threshold_overrides
 
 
 def test_score_columns_follow_the_contract():
@@ -116,7 +116,7 @@ def test_bounded_ordered_map_closes_cleanly_when_the_consumer_stops_early():
 def test_detector_names_must_be_unique_and_bundles_must_exist(rule_bundles, tmp_path):
     import shutil
 
-    from cleaner.scan import load_scan_detectors, resolve_bundle_paths
+    from cleaner.scan.runner import load_scan_detectors, resolve_bundle_paths
 
     twin = tmp_path / "more" / "rotation_copy"
     shutil.copytree(rule_bundles / "rotation", twin)
@@ -133,7 +133,7 @@ def test_detector_names_must_be_unique_and_bundles_must_exist(rule_bundles, tmp_
 
 
 def test_turn_degrees_round_trip_and_bad_values_are_named():
-    from cleaner.orientation import clockwise_degrees, quarter_turns
+    from cleaner.scan.orientation import clockwise_degrees, quarter_turns
 
     # np.rot90 with k=1 turns a film a quarter counter-clockwise; the viewer applies that as 270 degrees clockwise
     assert [clockwise_degrees(k) for k in (0, 1, 2, 3)] == [0, 270, 180, 90]

@@ -4,8 +4,8 @@ import csv
 import numpy as np
 import pytest
 
-from cleaner.images import read_image
-from cleaner.walker import walk_archive
+from cleaner.io.images import read_image
+from cleaner.io.walker import walk_archive
 from shared_data import SHARED_DATA, needs_shared_data
 
 pytestmark = needs_shared_data

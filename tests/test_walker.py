@@ -1,7 +1,7 @@
 """The walker: every candidate once, deterministic, loops and system files handled with counts."""
 import os
 
-from cleaner.walker import WalkStats, walk_archive
+from cleaner.io.walker import WalkStats, walk_archive
 
 
 def touch(path, data=b"x"):

@@ -22,15 +22,15 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from . import __version__
-from . import orientation
-from . import scan_outputs as so
-from .errors import ImageReadError
-from .images import read_image
-from .metadata import AgeTable
-from .parallel import bounded_ordered_map, default_workers
-from .preprocess import InputSpec, preprocess_all
-from .walker import WalkStats, walk_archive
+from cleaner import __version__
+from cleaner.scan import orientation
+from cleaner.scan import folder as so
+from cleaner.io.errors import ImageReadError
+from cleaner.io.images import read_image
+from cleaner.io.metadata import AgeTable
+from cleaner.io.parallel import bounded_ordered_map, default_workers
+from cleaner.io.preprocess import InputSpec, preprocess_all
+from cleaner.io.walker import WalkStats, walk_archive
 
 JOURNAL_FILE = "scores.partial.csv"
 CONFIG_FILE = "scan.config.json"
@@ -44,7 +44,7 @@ class ScanError(Exception):
     """A scan that cannot start or continue; the message says why and what to do."""
 
 
-DEFAULT_BUNDLES = Path(__file__).resolve().parents[1] / "detectors" / "default_bundles"
+DEFAULT_BUNDLES = Path(__file__).resolve().parents[2] / "detectors" / "default_bundles"
 
 
 def default_detector_dirs() -> list[Path]:

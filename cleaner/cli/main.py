@@ -9,7 +9,7 @@ import click
 # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notes) is noise to a user; errors still show.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from . import __version__
+from cleaner import __version__
 
 
 @click.group(
@@ -26,7 +26,7 @@ Run 'cxclean COMMAND --help' for a command's options and examples.""",
 def main(ctx):
     """cxclean: find rotated, inverted, mirrored and other unwanted films in chest X-ray archives."""
     if ctx.invoked_subcommand in MODEL_COMMANDS and "--help" not in sys.argv and "-h" not in sys.argv:
-        from .quiet import import_keras_quietly
+        from cleaner.io.quiet import import_keras_quietly
 
         import_keras_quietly()
 
@@ -52,7 +52,7 @@ def inspect(paths, csv_path, workers, strict, quiet):
     photometric interpretation, bits, size, age and view, or why it could not be read.
 
     Unreadable files are reported with their reason and do not stop the run."""
-    from .inspect import COLUMNS, format_row, inspect_paths
+    from cleaner.io.inspect import COLUMNS, format_row, inspect_paths
 
     def show(row):
         if not quiet or row["status"] != "ok":
@@ -74,10 +74,10 @@ def inspect(paths, csv_path, workers, strict, quiet):
 
 
 # Each command group lives in its own module and registers itself on ``main``.
-from . import cli_train  # noqa: E402,F401
-from . import cli_scan  # noqa: E402,F401
-from . import cli_review  # noqa: E402,F401
-from . import cli_demo  # noqa: E402,F401
+from cleaner.cli import train  # noqa: E402,F401
+from cleaner.cli import scan  # noqa: E402,F401
+from cleaner.cli import review  # noqa: E402,F401
+from cleaner.cli import demo  # noqa: E402,F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()

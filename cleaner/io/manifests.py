@@ -39,7 +39,7 @@ def check_manifest(manifest, base=None) -> list[str]:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) < 2 or argv[0] != "check":
-        print("usage: python -m cleaner.manifests check MANIFEST.csv [BASE_DIR]", file=sys.stderr)
+        print("usage: python -m cleaner.io.manifests check MANIFEST.csv [BASE_DIR]", file=sys.stderr)
         return 2
     problems = check_manifest(argv[1], argv[2] if len(argv) > 2 else None)
     for line in problems:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from .ages import parse_age_value
+from cleaner.io.ages import parse_age_value
 
 #: Tried in order when ``--id-column`` / ``--age-column`` are not given.
 ID_COLUMN_CANDIDATES = ("path", "Image Index", "image", "file", "filename", "file_name", "image_id")
@@ -60,7 +60,7 @@ class AgeTable:
     def from_csv(cls, path, id_column: str | None = None, age_column: str | None = None) -> "AgeTable":
         import pandas as pd
 
-        from .manifests import file_sha256
+        from cleaner.io.manifests import file_sha256
 
         path = Path(path)
         if not path.is_file():

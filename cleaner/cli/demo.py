@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from .cli import main
+from cleaner.cli.main import main
 
 
 @main.command(
@@ -23,8 +23,8 @@ def demo(out, data, workers, overwrite):
     """Build a small archive from the demo films with planted rotations, inversions, mirrored films and
     corrupt files; scan it with the bundled default detectors (and --min-age 10); build the review page;
     and compare what was flagged with what was planted."""
-    from .evaluate_archive import format_report
-    from .scan import ScanError, format_summary
+    from cleaner.reports.evaluate_archive import format_report
+    from cleaner.scan.runner import ScanError, format_summary
 
     try:
         result = run(out, data, workers, overwrite)
@@ -43,7 +43,7 @@ Next: open the review page, tick false positives, export decisions, then
 
 
 def run(out, data, workers, overwrite):
-    from .demo import run_demo
+    from cleaner.demo.run import run_demo
 
     return run_demo(out, data=data, workers=workers, overwrite=overwrite)
 
@@ -66,7 +66,7 @@ def evaluate_archive_cmd(scan_out, truth_csv, targets, json_path):
     """Judge a finished scan against a truth table (path,truth[,source,role]): precision, recall and AUC per
     detector, flag rates per truth label, false positives by source folder, upright films flagged, corrupt
     files reported. Reads the scan's own scores.csv; nothing is re-scored."""
-    from .evaluate_archive import evaluate, format_report, write_report
+    from cleaner.reports.evaluate_archive import evaluate, format_report, write_report
 
     overrides = {}
     for item in targets:

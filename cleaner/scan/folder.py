@@ -16,7 +16,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .orientation import TURN_COLUMN
+from cleaner.scan.orientation import TURN_COLUMN
 
 SCORES_FILE = "scores.csv"
 EXCLUSIONS_FILE = "exclusions.csv"
@@ -167,8 +167,8 @@ def render_preview(source: Path):
     """The display-ready image (MONOCHROME1 already inverted, LUTs applied) as an 8-bit PIL image."""
     from PIL import Image
 
-    from .errors import ImageReadError
-    from .images import read_image
+    from cleaner.io.errors import ImageReadError
+    from cleaner.io.images import read_image
 
     try:
         pixels = read_image(source).pixels

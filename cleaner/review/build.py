@@ -28,9 +28,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
-from .errors import ImageReadError
-from .images import read_image
-from .orientation import TURN_COLUMN, quarter_turns
+from cleaner.io.errors import ImageReadError
+from cleaner.io.images import read_image
+from cleaner.scan.orientation import TURN_COLUMN, quarter_turns
 
 THUMB_SIZE = 256  # longest side of a page thumbnail / overlay, pixels
 TILE_SIZE = 200  # contact sheet tile
@@ -44,7 +44,7 @@ class ScanOutputError(Exception):
     """A scan output folder that cannot be read: names the folder and what is missing or wrong."""
 
 
-from .scan_outputs import reason_folder  # noqa: E402  the scan owns the reason -> folder mapping
+from cleaner.scan.folder import reason_folder  # noqa: E402  the scan owns the reason -> folder mapping
 
 
 # ----------------------------------------------------------------------------------------------
@@ -146,7 +146,7 @@ def asset_id(rel_path: str) -> str:
 def find_review_copy(review_dir: Path, folder: str, rel: str) -> Path | None:
     """The browser-viewable copy of ``rel`` in ``review/<folder>/`` (for DICOM its PNG preview),
     also when a reviewer moved it to ``_keep/``; None if it is gone."""
-    from .images import sniff_format
+    from cleaner.io.images import sniff_format
 
     for base in (review_dir / folder, review_dir / folder / KEEP_FOLDER):
         preview = base / (rel + ".png")
@@ -187,7 +187,7 @@ def prepare_image(task: tuple) -> dict:
     """Read one flagged image once: write its thumbnail (and a full-size PNG when no review copy
     can be linked) and return the thumbnail plus the model inputs its detectors need."""
     source, fallback, thumb_path, full_path, specs = task
-    from .preprocess import InputSpec, preprocess_all
+    from cleaner.io.preprocess import InputSpec, preprocess_all
 
     pixels = None
     error = None
@@ -259,7 +259,7 @@ def build_review(scan_out: str | os.PathLike, workers: int = 1, saliency: bool =
     """Write ``SCAN_OUT/review/index.html`` with thumbnails, overlays and contact sheets."""
     from tqdm import tqdm
 
-    from .parallel import ordered_map
+    from cleaner.io.parallel import ordered_map
 
     t0 = time.perf_counter()
     scan = load_scan_output(scan_out)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from .archive_builder import Source, build_archive, load_ages
+from cleaner.demo.archive import Source, build_archive, load_ages
 
 def demo_data() -> Path:
     """The bundled demo films: ``demo/nih`` in the current folder (a clone), else beside the package source."""
-    for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
+    for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
         if (base / "demo" / "nih").is_dir():
             return base / "demo" / "nih"
     return Path.cwd() / "demo" / "nih"
@@ -18,9 +18,9 @@ def demo_data() -> Path:
 def run_demo(out: str | Path = "demo_out", data: str | Path | None = None, workers: int | None = None,
              min_age: float = 10, overwrite: bool = False, progress: bool = True) -> dict:
     """Returns paths of everything written plus the scan summary and the evaluation against truth."""
-    from .evaluate_archive import evaluate
-    from .review import build_review
-    from .scan import ScanError, default_detector_dirs, scan_archive
+    from cleaner.reports.evaluate_archive import evaluate
+    from cleaner.review.build import build_review
+    from cleaner.scan.runner import ScanError, default_detector_dirs, scan_archive
 
     data = Path(data) if data else demo_data()
     if not data.is_dir():

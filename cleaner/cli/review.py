@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from .cli import main
+from cleaner.cli.main import main
 
 
 def _fail(exc: Exception):
@@ -47,7 +47,7 @@ def review_build(scan_out, workers, saliency, saliency_method, contact_sheets):
     saliency overlay toggle, 'keep (false positive)' ticks and an 'export decisions' button.
 
     Images are not re-scored: scores come from scores.csv."""
-    from .review import ScanOutputError, build_review
+    from cleaner.review.build import ScanOutputError, build_review
 
     try:
         res = build_review(scan_out, workers=workers, saliency=saliency, contact_sheets=contact_sheets,
@@ -86,8 +86,8 @@ def review_apply(scan_out, decisions, confirm_rest, confirm_reason):
       - --decisions files: 'keep' = overturned, 'exclude' = confirmed;
       - --confirm-rest / --confirm-reason: confirmed.
     A file deleted from review/<reason>/ carries no decision: it stays unreviewed."""
-    from .review import ScanOutputError
-    from .review_apply import apply_review
+    from cleaner.review.build import ScanOutputError
+    from cleaner.review.apply import apply_review
 
     try:
         res = apply_review(scan_out, decisions_files=list(decisions), confirm_rest=confirm_rest,
@@ -113,9 +113,9 @@ def report(scan_out, charts):
     """Bias report and study table for a scan output: exclusion rates per reason by age band, sex,
     view and site (top-level folder), with counts (report.html, report/*.csv, report/*.png), and
     studies.csv (per StudyInstanceUID, else PatientID: images, flagged images and reasons)."""
-    from .report import write_report
-    from .review import ScanOutputError
-    from .studies import write_studies
+    from cleaner.reports.bias import write_report
+    from cleaner.review.build import ScanOutputError
+    from cleaner.reports.studies import write_studies
 
     try:
         studies = write_studies(scan_out)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .review import load_scan_output, split_reasons
+from cleaner.review.build import load_scan_output, split_reasons
 
 STUDY_COLUMNS = ["study", "key_type", "patient_id", "images", "read_errors", "flagged", "all_flagged",
                  "reasons", "flagged_paths"]

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .errors import ImageReadError
-from .images import read_image
-from .parallel import bounded_ordered_map
-from .walker import WalkStats, walk_archive
+from cleaner.io.errors import ImageReadError
+from cleaner.io.images import read_image
+from cleaner.io.parallel import bounded_ordered_map
+from cleaner.io.walker import WalkStats, walk_archive
 
 COLUMNS = [
     "path", "status", "error", "format", "transfer_syntax", "photometric", "bits", "width", "height",

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageReadError
+from cleaner.io.errors import ImageReadError
 
 #: Largest frame decoded, in pixels (about 9000 x 9000). Real radiographs are under 25 MP;
 #: anything larger is a decompression bomb or a mislabelled file and is refused unread.
@@ -209,7 +209,7 @@ def read_image(path: str | os.PathLike) -> LoadedImage:
     if fmt is None and path.suffix.lower() in (".dcm", ".dicom", ".dic"):
         fmt = "DICOM"
     if fmt == "DICOM":
-        from .dicom_io import read_dicom
+        from cleaner.io.dicom import read_dicom
 
         return read_dicom(path)
     if fmt in _RASTER_FORMATS:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .review import ScanOutput, load_scan_output, split_reasons
+from cleaner.review.build import ScanOutput, load_scan_output, split_reasons
 
 AGE_BANDS = [(0, 10, "<10"), (10, 18, "10-17"), (18, 40, "18-39"), (40, 60, "40-59"), (60, 80, "60-79"), (80, 1e9, "80+")]
 UNKNOWN = "unknown"

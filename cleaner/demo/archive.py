@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .images import read_image
-from .walker import walk_archive
+from cleaner.io.images import read_image
+from cleaner.io.walker import walk_archive
 
 #: truth label -> (detector kind, variant) whose synthesis plants it: one definition of each artefact
 PLANTS = {

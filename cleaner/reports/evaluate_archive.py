@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from .archive_builder import PLANTS, plant_artefact
-from .orientation import TURN_COLUMN
+from cleaner.demo.archive import PLANTS, plant_artefact
+from cleaner.scan.orientation import TURN_COLUMN
 
 #: detector kind -> the truth labels it exists to find (from the artefacts the archive builder plants)
 KIND_TARGETS = {kind: {t for t, (k, _) in PLANTS.items() if k == kind} for kind, _ in PLANTS.values()}

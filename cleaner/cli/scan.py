@@ -1,11 +1,11 @@
-"""``cxclean scan``: the Click layer over ``cleaner.scan.scan_archive``."""
+"""``cxclean scan``: the Click layer over ``cleaner.scan.runner.scan_archive``."""
 from __future__ import annotations
 
 import sys
 
 import click
 
-from .cli import main
+from cleaner.cli.main import main
 
 
 @main.command(
@@ -53,20 +53,20 @@ def scan(archive, out, detector_dirs, detector_paths, thresholds, min_age, unkno
 
     Each file is decoded once in parallel workers; the archive is never modified. After a crash or
     Ctrl-C, run the same command with --resume: it continues where it stopped."""
-    from .metadata import MetadataError
-    from .scan import ScanError, format_summary, parse_threshold_overrides, plan, resolve_bundle_paths
+    from cleaner.io.metadata import MetadataError
+    from cleaner.scan.runner import ScanError, format_summary, parse_threshold_overrides, plan, resolve_bundle_paths
 
     try:
         if dry_run:
             if not (detector_dirs or detector_paths or no_default_detectors):
-                from .scan import default_detector_dirs
+                from cleaner.scan.runner import default_detector_dirs
 
                 detector_dirs = default_detector_dirs()
             _dry_run(archive, detector_dirs, detector_paths, plan, resolve_bundle_paths)
             return
         if not out:
             raise click.UsageError("--out is required (except with --dry-run)")
-        from .scan import scan_archive
+        from cleaner.scan.runner import scan_archive
 
         summary = scan_archive(
             archive, out, detector_paths, detector_dirs=detector_dirs,

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .cli import main
+from cleaner.cli.main import main
 
 _KIND_NAMES = ("rotation", "inversion", "flip", "custom")
 

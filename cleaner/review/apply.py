@@ -37,7 +37,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .review import KEEP_FOLDER, ScanOutput, load_scan_output, reason_folder, split_reasons
+from cleaner.review.build import KEEP_FOLDER, ScanOutput, load_scan_output, reason_folder, split_reasons
 
 KEEP_WORDS = {"keep", "kept", "overturned", "overturn", "false_positive", "false positive", "fp", "0"}
 EXCLUDE_WORDS = {"exclude", "excluded", "confirmed", "confirm", "true_positive", "artefact", "artifact", "1"}
