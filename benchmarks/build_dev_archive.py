@@ -15,19 +15,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cleaner.demo.archive import Source, build_archive, load_ages  # noqa: E402
+from cleaner.demo.archive import FilmFolder, build_archive, load_ages  # noqa: E402
 
 
-def dev_sources(data: Path) -> list[Source]:
+def dev_sources(data: Path) -> list[FilmFolder]:
     ieee_ages = load_ages(data / "ieee" / "metadata.csv")
     return [
-        Source(data / "hannover" / "images", "hannover", "frontal"),
-        Source(data / "ieee" / "frontal", "ieee_frontal", "frontal", ages=ieee_ages),
-        Source(data / "ieee" / "lateral", "ieee_lateral", "lateral", ages=ieee_ages),
-        Source(data / "ieee" / "ct", "ieee_ct", "other_body", ages=ieee_ages),
-        Source(data / "kermany" / "images", "kermany", "child"),
-        Source(data / "hands" / "images", "hands", "other_body"),
-        Source(data / "dicom", "dicom", "other_body"),
+        FilmFolder(data / "hannover" / "images", "hannover", "frontal"),
+        FilmFolder(data / "ieee" / "frontal", "ieee_frontal", "frontal", ages=ieee_ages),
+        FilmFolder(data / "ieee" / "lateral", "ieee_lateral", "lateral", ages=ieee_ages),
+        FilmFolder(data / "ieee" / "ct", "ieee_ct", "other_body", ages=ieee_ages),
+        FilmFolder(data / "kermany" / "images", "kermany", "child"),
+        FilmFolder(data / "hands" / "images", "hands", "other_body"),
+        FilmFolder(data / "dicom", "dicom", "other_body"),
     ]
 
 

@@ -142,7 +142,9 @@ def build_subset(src: Path, dest: Path, n: int) -> int:
 def measure(kind: str, archive: Path, bundles: list[Path], ndet: int, work: Path, limit: int) -> dict:
     from cleaner.io.preprocess import InputSpec
     from cleaner.io.parallel import bounded_ordered_map, default_workers
-    from cleaner.scan.runner import Source, decode_for_scan, scan_archive
+    from cleaner.scan import scan_archive
+    from cleaner.scan.engine import decode_for_scan
+    from cleaner.scan.targets import ScanTarget
     from cleaner.io.walker import WalkStats
 
     workers = default_workers()
@@ -153,7 +155,7 @@ def measure(kind: str, archive: Path, bundles: list[Path], ndet: int, work: Path
     mem = FamilyMemory()
     if kind == "decode":
         spec = (InputSpec(size=SIZE),)
-        tasks = ((rel, str(p), spec) for rel, p in Source.from_arg(archive).iter_files(WalkStats()))
+        tasks = ((rel, str(p), spec) for rel, p in ScanTarget.from_arg(archive).iter_files(WalkStats()))
         t = time.perf_counter()
         n = sum(1 for _ in bounded_ordered_map(decode_for_scan, tasks, workers, 4, 128))
         secs = time.perf_counter() - t
@@ -192,7 +194,7 @@ def measure(kind: str, archive: Path, bundles: list[Path], ndet: int, work: Path
 
         model = keras.saving.load_model(bundles[0] / "model.keras", compile=False)
         spec = InputSpec(size=SIZE)
-        paths = [p for _, p in Source.from_arg(archive).iter_files(WalkStats())][:limit]
+        paths = [p for _, p in ScanTarget.from_arg(archive).iter_files(WalkStats())][:limit]
         model.predict(np.zeros((1, SIZE, SIZE, 1), np.float32), verbose=0)
         n = 0
         t = time.perf_counter()

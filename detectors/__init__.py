@@ -10,7 +10,8 @@ Python API::
 
 Heavy imports (Keras/TensorFlow) happen only when a function needs them.
 """
-from .bundle import Detector, find_bundles, load
+from .bundle import BundleError, Detector, default_bundles_dir, find_bundles, load
+from .config import TrainConfig
 from .kinds import KINDS, get_kind
 
 
@@ -28,4 +29,5 @@ def evaluate(*args, **kwargs):
     return _evaluate(*args, **kwargs)
 
 
-__all__ = ["Detector", "KINDS", "evaluate", "find_bundles", "get_kind", "load", "train"]
+__all__ = ["BundleError", "Detector", "KINDS", "TrainConfig", "default_bundles_dir", "evaluate", "find_bundles", "get_kind",
+           "load", "train"]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from cleaner.io.errors import CxcleanError, UserInputError
+
 BACKBONES = ("resnet50", "compact")
 BN_MOMENTUM = 0.9
 #: ImageNet channel means (BGR) for ResNet50's 'caffe' input convention: x * 255 - mean.
@@ -17,7 +19,7 @@ CAFFE_MEANS = (103.939, 116.779, 123.68)
 RESNET50_NOTOP_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
 
-class WeightsError(ValueError):
+class WeightsError(CxcleanError, ValueError):
     """Backbone weights that cannot be had (offline ImageNet, missing or mismatched file)."""
 
 
@@ -32,7 +34,7 @@ def resolve_weights(backbone: str, weights: str | None) -> str | None:
     fails in a second instead of after a network timeout.
     """
     if backbone not in BACKBONES:
-        raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
+        raise UserInputError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
     if weights in (None, "", "none"):
         return None
     if weights == "imagenet":
@@ -134,10 +136,7 @@ def compare_with_inverse(model, trim: float = VOTE_TRIM):
     log-odds ``g(x) - g(1 - x)``, and the film's log-odds is their trimmed mean (``trim`` of the cells at
     each end left out). So a film and its inversion always get opposite log-odds, whatever another
     hospital's films shift in ``g`` for both polarities alike (exposure, processing, wires) cancels, and a
-    few regions cannot outvote the rest of the film. Measured on the development archive (seeds 1 and 2):
-    a whole-film comparator ``f(x) - f(1 - x)`` still let a published figure's white "(D)" box in one
-    corner flag an upright film (log-odds +1.6, +3.2; -3.1, -5.0 with the box erased); the vote scored it
-    -2.2 and -1.2.
+    few regions cannot outvote the rest of the film (docs/decisions/0003).
     """
     import keras
 

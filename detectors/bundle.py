@@ -15,12 +15,28 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from cleaner.io.errors import CxcleanError
 from cleaner.io.manifests import file_sha256
 from cleaner.io.preprocess import InputSpec, preprocess
 
 MODEL_FILE = "model.keras"
 INFO_FILE = "detector.json"
 FORMAT_VERSION = 1
+#: the folder, inside this package, of the bundled default detectors
+DEFAULT_BUNDLES = "default_bundles"
+
+
+class BundleError(CxcleanError, ValueError):
+    """A detector bundle that cannot be used: not a bundle, changed, or malformed; the message names the file."""
+
+
+def default_bundles_dir() -> Path | None:
+    """The bundled default detectors (``detectors/default_bundles``, found through the installed package), or
+    None when this installation has none."""
+    from importlib import resources
+
+    root = Path(str(resources.files("detectors").joinpath(DEFAULT_BUNDLES)))
+    return root if any(root.glob(f"*/{INFO_FILE}")) else None
 
 
 def library_versions() -> dict:
@@ -144,12 +160,12 @@ def load(path: str | os.PathLike) -> Detector:
     folder = path.parent if path.name == INFO_FILE else path
     info_path = folder / INFO_FILE
     if not info_path.is_file():
-        raise FileNotFoundError(f"{folder}: not a detector bundle (no {INFO_FILE})")
+        raise BundleError(f"{folder}: not a detector bundle (no {INFO_FILE})")
     info = json.loads(info_path.read_text())
     model_path = folder / info.get("model_file", MODEL_FILE)
     expected = info.get("model_sha256")
     if expected and file_sha256(model_path) != expected:
-        raise ValueError(f"{model_path}: model file does not match the sha256 in {INFO_FILE} (changed or corrupt)")
+        raise BundleError(f"{model_path}: model file does not match the sha256 in {INFO_FILE} (changed or corrupt)")
     import keras
 
     from . import layers  # noqa: F401  registers cxclean's serialisable layers before loading

@@ -20,18 +20,19 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from cleaner.io.errors import ImageReadError
-from cleaner.io.parallel import ordered_map
-from cleaner.io.walker import WalkStats, walk_archive
-
+from cleaner.io.errors import UserInputError
+from cleaner.io.images import read_or_error
 from cleaner.io.manifests import file_sha256
+from cleaner.io.parallel import ordered_map
+from cleaner.io.pathlists import is_path_list, read_path_list
+from cleaner.io.walker import WalkStats, walk_archive
 
 TRUE_LABELS = {"1", "true", "yes", "y", "positive", "pos", "artefact", "artifact"}
 FALSE_LABELS = {"0", "false", "no", "n", "negative", "neg", "normal"}
 
 
 @dataclass
-class Source:
+class TrainingImage:
     """One training image: where it is, its label (None = presumed normal) and what groups it."""
 
     path: str
@@ -70,30 +71,22 @@ def parse_label(value, where: str) -> int:
         number = None
     if number in (0.0, 1.0):
         return int(number)
-    raise ValueError(f"{where}: label {value!r} is not one of 1/0, true/false, positive/negative")
+    raise UserInputError(f"{where}: label {value!r} is not one of 1/0, true/false, positive/negative")
 
 
-def read_list_csv(csv_path: str | os.PathLike, need_label: bool) -> list[Source]:
-    """Sources from a CSV with a ``path`` column (relative paths are relative to the CSV's folder),
-    optional ``patient_id``, optional ``weight`` (training repeats per epoch, default 1; 0 leaves
-    the image out of training but not out of validation) and, for labelled kinds, ``label``."""
-    import pandas as pd
-
-    csv_path = Path(csv_path)
-    table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
-    if "path" not in table.columns:
-        raise ValueError(f"{csv_path}: needs a 'path' column (found {', '.join(table.columns)})")
-    if need_label and "label" not in table.columns:
-        raise ValueError(f"{csv_path}: needs a 'label' column (1 = positive, 0 = negative)")
-    sources = []
-    for i, row in enumerate(table.to_dict("records")):
-        path = Path(row["path"])
-        if not path.is_absolute():
-            path = csv_path.parent / path
-        label = parse_label(row["label"], f"{csv_path} row {i + 2}") if need_label else None
-        weight = _parse_weight(row.get("weight", ""), f"{csv_path} row {i + 2}")
-        sources.append(Source(str(path), label=label, patient_id=row.get("patient_id") or None, weight=weight))
-    return sources
+def read_list_csv(csv_path: str | os.PathLike, need_label: bool) -> list[TrainingImage]:
+    """Images from a CSV list (``cleaner.io.pathlists``: a ``path`` column, relative to the CSV's folder),
+    optional ``patient_id``, optional ``weight`` (training repeats per epoch, default 1; 0 leaves the image
+    out of training but not out of validation) and, for labelled kinds, ``label``."""
+    listed = read_path_list(csv_path, required=("path", "label") if need_label else ("path",))
+    images = []
+    for item in listed:
+        where = f"{csv_path} row {item.line}"
+        label = parse_label(item.cells.get("label", ""), where) if need_label else None
+        weight = _parse_weight(item.cells.get("weight", ""), where)
+        images.append(TrainingImage(str(item.absolute), label=label, patient_id=item.cells.get("patient_id") or None,
+                                    weight=weight))
+    return images
 
 
 def _parse_weight(value, where: str) -> int:
@@ -104,25 +97,25 @@ def _parse_weight(value, where: str) -> int:
     except ValueError:
         weight = -1.0
     if weight < 0 or weight != int(weight):
-        raise ValueError(f"{where}: weight {value!r} is not a whole number >= 0")
+        raise UserInputError(f"{where}: weight {value!r} is not a whole number >= 0")
     return int(weight)
 
 
-def list_sources(where: str | os.PathLike, label: int | None = None, need_label: bool = False) -> list[Source]:
+def list_sources(where: str | os.PathLike, label: int | None = None, need_label: bool = False) -> list[TrainingImage]:
     """Sources from a folder (walked like an archive) or a CSV list."""
     where = Path(where)
-    if where.is_file() and where.suffix.lower() in (".csv", ".tsv", ".txt"):
+    if where.is_file() and is_path_list(where):
         sources = read_list_csv(where, need_label)
         if label is not None:
             for s in sources:
                 s.label = label
         return sources
     if not where.exists():
-        raise FileNotFoundError(f"{where}: no such folder or CSV")
+        raise UserInputError(f"{where}: no such folder or CSV")
     stats = WalkStats()
-    sources = [Source(str(p), label=label) for p in walk_archive(where, stats)]
+    sources = [TrainingImage(str(p), label=label) for p in walk_archive(where, stats)]
     for folder, reason in stats.folder_errors:
-        sources.append(Source(folder, label=label, error=f"folder not readable: {reason}"))
+        sources.append(TrainingImage(folder, label=label, error=f"folder not readable: {reason}"))
     return sources
 
 
@@ -139,19 +132,17 @@ def shrink_to(pixels: np.ndarray, max_side: int) -> np.ndarray:
 
 def _decode(path: str, max_side: int):
     """Worker: (pixels, patient_id, sha256, error) for one file; never raises."""
-    from cleaner.io.images import read_image
-
+    loaded, error = read_or_error(path)
+    if loaded is None:
+        return None, None, None, error
     try:
-        loaded = read_image(path)
         sha = file_sha256(path)
-    except ImageReadError as exc:
-        return None, None, None, exc.reason
-    except Exception as exc:  # a reader bug must not end a training run
-        return None, None, None, f"unexpected {type(exc).__name__}: {exc}"
+    except OSError as exc:
+        return None, None, None, f"cannot read for its sha256: {exc.strerror or exc}"
     return shrink_to(loaded.pixels, max_side), loaded.meta.patient_id, sha, None
 
 
-def decode_sources(sources: list[Source], max_side: int, workers: int = 1, progress: bool = True) -> list[Source]:
+def decode_sources(sources: list[TrainingImage], max_side: int, workers: int = 1, progress: bool = True) -> list[TrainingImage]:
     """Decode every source in place; unreadable ones keep their reason in ``.error`` (never dropped silently)."""
     from tqdm import tqdm
 
@@ -167,16 +158,16 @@ def decode_sources(sources: list[Source], max_side: int, workers: int = 1, progr
     return sources
 
 
-def split_sources(sources: list[Source], val_fraction: float, seed: int) -> None:
+def split_sources(sources: list[TrainingImage], val_fraction: float, seed: int) -> None:
     """Assign ``split`` = train / val by group (patient, else image content), seeded.
 
     Groups are shuffled and taken into validation until it holds ``val_fraction`` of the images,
     so no patient and no image (nor a byte-identical copy) is on both sides.
     """
     if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"--val-fraction must be between 0 and 1, not {val_fraction}")
+        raise UserInputError(f"--val-fraction must be between 0 and 1, not {val_fraction}")
     usable = [s for s in sources if s.error is None]
-    groups: dict[str, list[Source]] = {}
+    groups: dict[str, list[TrainingImage]] = {}
     for s in usable:
         groups.setdefault(s.group, []).append(s)
     keys = sorted(groups)
@@ -196,7 +187,7 @@ def split_sources(sources: list[Source], val_fraction: float, seed: int) -> None
             s.split = "unreadable"
 
 
-def write_manifest(sources: list[Source], path: str | os.PathLike, kind: str) -> Path:
+def write_manifest(sources: list[TrainingImage], path: str | os.PathLike, kind: str) -> Path:
     """The training manifest: every image offered, its split, sha256, label, patient, weight, the final
     detector's scores (and whether a presumed normal looks like an artefact itself), or why unreadable."""
     import pandas as pd
@@ -224,13 +215,13 @@ def write_manifest(sources: list[Source], path: str | os.PathLike, kind: str) ->
     return path
 
 
-def _role(s: Source, kind: str) -> str:
+def _role(s: TrainingImage, kind: str) -> str:
     if s.label is None:
         return "normal (negative, and source of synthesised positives)"
     return "positive" if s.label == 1 else "negative"
 
 
-def training_set_sha256(sources: list[Source]) -> str:
+def training_set_sha256(sources: list[TrainingImage]) -> str:
     """One hash for the training set: sha256 over the sorted ``sha256 split label weight`` lines of usable images."""
     lines = sorted(f"{s.sha256} {s.split} {s.label} {s.weight}" for s in sources if s.error is None)
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()

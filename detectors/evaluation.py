@@ -13,6 +13,7 @@ from .kinds import get_kind
 from .metrics import binary_metrics, recall_by_variant, save_curves
 from .synthesis import build_eval_set
 from .training import gather_sources
+from cleaner.io.errors import UserInputError
 
 
 def evaluate(
@@ -39,9 +40,9 @@ def evaluate(
     spec = detector.input_spec
     if normals is not None:
         if not kind.synthetic:
-            raise ValueError(f"{detector.name} is a custom detector: evaluate it with --labels or --positives/--negatives")
+            raise UserInputError(f"{detector.name} is a custom detector: evaluate it with --labels or --positives/--negatives")
         if any(v is not None for v in (labels, positives, negatives)):
-            raise ValueError("give --normals (synthetic evaluation) or labelled images, not both")
+            raise UserInputError("give --normals (synthetic evaluation) or labelled images, not both")
         sources = list_sources(normals)
         mode = "synthetic"
     else:
@@ -55,7 +56,7 @@ def evaluate(
         log(f"  skipped (unreadable): {s.path}: {s.error}")
     good = [s for s in sources if s.error is None]
     if not good:
-        raise ValueError("no readable images to evaluate")
+        raise UserInputError("no readable images to evaluate")
     eval_kind = kind if mode == "synthetic" else get_kind("custom")
     # Labelled images are scored once each, as they are (no rebalancing): build_eval_set with rng=None.
     x, y, idx, variant = build_eval_set([s.pixels for s in good], [s.label for s in good], eval_kind, spec, progress)

@@ -9,8 +9,8 @@ only the glyphs separate the classes. The network is fully convolutional: traine
 global max over positions, on a whole film it gives per-position maps. ``with_reader`` joins it to an
 anatomy model as one Keras model: the flip detector's log-odds plus the evidence from where the markers are
 (an L on the image's right is upright whichever way it faces: lead markers are often put on the cassette back
-to front, so their handedness alone misleads; measured on NIH films, where a third of upright PA films carry a
-reversed L). The text's handedness is trained but not scored (see ``with_reader``).
+to front, so their handedness alone misleads: a third of upright NIH PA films carry a reversed L). The text's
+handedness is trained but not scored (see ``with_reader`` and docs/decisions/0001).
 """
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+
+from .backbones import BN_MOMENTUM
+from .evidence import LOGIT_CLIP, evidence, logit  # noqa: F401  (the reader's log-odds)
 
 PATCH = 48
 FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "/Library/Fonts", "C:/Windows/Fonts")
@@ -225,8 +228,6 @@ def build_reader(width: float = 1.0):
     import keras
     from keras import layers
 
-    from .backbones import BN_MOMENTUM
-
     inputs = keras.Input((None, None, 1))
     x = inputs
     for filters, pool in ((32, True), (64, True), (96, True), (128, False)):
@@ -243,8 +244,6 @@ def build_reader(width: float = 1.0):
 
 #: the reader's per-position logits (one channel per ``CHANNELS``) and their max over positions (per film)
 MAPS_LAYER, LOGITS_LAYER = "glyph_maps", "glyph_logits"
-#: the logit a probability of 1 - 1e-6 has: where ``logit`` clips, and where the bundled model clips
-LOGIT_CLIP = 13.8155
 
 
 def _cues(logits, maps):
@@ -270,10 +269,9 @@ def with_reader(model, reader, name: str = "anatomy_and_glyphs"):
     """One model: sigmoid(``model``'s logit + the side markers' evidence).
 
     ``model`` is a cxclean backbone (it has a ``logit`` layer) whose input the reader reads as well;
-    summing log-odds treats the two as independent evidence, with no weight to tune (measured: weight 1
-    gave the best validation AUC of 1, 1.5, 2 and 3). The text evidence is left out of the score: alone it
-    measured AUC 0.50-0.56 on NIH validation, Hannover and the development archive, and adding it lowered
-    all three; its classes still teach the marker channels that a letter inside a word is not a marker."""
+    summing log-odds treats the two as independent evidence, with no weight to tune. The text's handedness is
+    left out of the score (it lowered AUC everywhere; docs/decisions/0001); its classes still teach the marker
+    channels that a letter inside a word is not a marker."""
     import keras
 
     image = model.inputs[0]
@@ -330,14 +328,3 @@ def train_reader(films: Sequence[np.ndarray], n_patches: int = 30000, epochs: in
             "held_out_patch_accuracy": round(float(history.history["val_binary_accuracy"][-1]), 4),
             "seconds": round(time.perf_counter() - started, 1)}
     return model, info
-
-
-def logit(p) -> np.ndarray:
-    """Log-odds of a probability, clipped (at +-LOGIT_CLIP) so that a saturated sigmoid stays finite."""
-    p = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p))
-
-
-def evidence(p_readable, p_reversed) -> np.ndarray:
-    """Log-odds that the film's text is reversed: logit(reversed) - logit(readable)."""
-    return logit(p_reversed) - logit(p_readable)

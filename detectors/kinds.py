@@ -18,6 +18,7 @@ from typing import Callable
 
 import numpy as np
 
+from cleaner.io.errors import UserInputError
 from cleaner.io.preprocess import InputSpec
 
 
@@ -31,27 +32,19 @@ class Kind:
     variants: tuple[str, ...] = ()
     #: other synthetic kinds whose artefacts this detector must ignore (applied label-independently in training)
     nuisances: tuple[str, ...] = ()
-    #: whether the detector also reads burned-in side markers at high resolution (``detectors.glyphs``): a
-    #: mirror moves the L and R markers across, the one cue left on ICU films whose anatomy is hidden
+    #: whether the detector also reads burned-in L/R side markers at high resolution (``detectors.glyphs``):
+    #: a mirror moves them across, the one cue left on ICU films whose anatomy is hidden (docs/decisions/0001)
     reads_glyphs: bool = False
     #: whether training adds annotation plates (text boxes, ``synthesis._plates``) after the artefact, so the
-    #: detector learns to ignore them. Measured on the development archive: a published figure's "(D)" panel
-    #: label made rotation and inversion flag an upright film; rotation trained with plates ignores it, and so
-    #: does inversion once it also compares each region with its inversion (``compares_inverse``). Flip reads
-    #: its plates (side markers) and trains without.
+    #: detector learns to ignore them (docs/decisions/0002)
     plates: bool = False
-    #: the strongest exposure haze that augmentation mixes in (``synthesis._haze``). Measured: with 25 %, an
-    #: underexposed ICU film whose dense lower half outshone its lungs looked rotated to the rotation
-    #: detector (logit +3.3 over its threshold, on three seeds +0.7 to +3.3); with 50 %, -0.9. Inversion
-    #: trained with 50 % flagged two more Hannover films, so the other kinds keep 25 %.
+    #: the strongest exposure haze augmentation mixes in (``synthesis._haze``; docs/decisions/0002)
     haze: float = 0.25
     #: whether the model compares each region of a film with the same region of its own inversion and the
-    #: regions vote (``backbones.compare_with_inverse``): for the kind whose artefact is that inversion
+    #: regions vote (``backbones.compare_with_inverse``; docs/decisions/0003)
     compares_inverse: bool = False
-    #: the percentiles of the film that preprocessing stretches to [0, 1] (``cleaner.io.preprocess.InputSpec``).
-    #: Inversion stretches 5-95: a white label box on 2.4 % of a dark published film set the 99.5th percentile,
-    #: so the stretch darkened the whole film and the detector called it inverted (log-odds +0.5 to +3.2 over
-    #: seeds; with 5-95, -9.7 and -2.9, the box erased or not). Symmetric, so an inverted film stays ``1 - x``.
+    #: the percentiles preprocessing stretches to [0, 1] (``InputSpec``); symmetric for a comparator, so an
+    #: inverted film stays ``1 - x`` (docs/decisions/0003)
     percentiles: tuple[float, float] = (0.5, 99.5)
 
     def __post_init__(self):
@@ -68,7 +61,7 @@ class Kind:
 
     def positive(self, pixels: np.ndarray, variant: int) -> np.ndarray:
         if self.make_positive is None:
-            raise ValueError(f"detector kind {self.name!r} is trained from labelled examples, not synthesised")
+            raise UserInputError(f"detector kind {self.name!r} is trained from labelled examples, not synthesised")
         return np.ascontiguousarray(self.make_positive(pixels, variant % len(self.variants)), dtype=np.float32)
 
     def add_nuisances(self, pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -98,7 +91,7 @@ def get_kind(name: str) -> Kind:
     try:
         return KINDS[name]
     except KeyError:
-        raise ValueError(f"unknown detector kind {name!r}; known kinds: {', '.join(KINDS)}") from None
+        raise UserInputError(f"unknown detector kind {name!r}; known kinds: {', '.join(KINDS)}") from None
 
 
 def _rotate(pixels: np.ndarray, variant: int) -> np.ndarray:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from .glyphs import LOGIT_CLIP
+from .evidence import LOGIT_CLIP
 
 
 @keras.saving.register_keras_serializable(package="cxclean")

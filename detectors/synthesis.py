@@ -39,8 +39,8 @@ def augment(pixels: np.ndarray, rng: np.random.Generator, haze: float = 0.25) ->
     noise, and a few erased patches. The draws do not depend on the label and the artefact is
     applied afterwards, so both classes get the same and augmentation can never tell them apart.
     Erased patches keep a detector from leaning on one small cue (a side marker, a label) that
-    another hospital places differently. Measured: the portable AP films of another hospital
-    (stretched, wired, hazy) were where NIH-trained detectors failed.
+    another hospital places differently: the portable AP films of another hospital (stretched, wired,
+    hazy) were where NIH-trained detectors failed.
     """
     h, w = pixels.shape
     zoom = rng.uniform(1.0, 1.25)
@@ -153,10 +153,8 @@ def _plates(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
     A figure panel's "(D)" or a burned-in label looks the same on both classes, so a detector learns to
     ignore it. Half the plates are published-figure panel labels: a box with a wide margin around the
-    text, flush with a corner. Measured: such a "(D)" box flush with the bottom-left corner made both
-    the rotation and the inversion detector flag an upright published film (inversion logit +7.3, -6.0
-    with the box erased): a white corner reads as the white collimation of an inverted film. Only for
-    kinds registered with ``plates=True``."""
+    text, flush with a corner, which otherwise reads as the white collimation of an inverted film
+    (docs/decisions/0002). Only for kinds registered with ``plates=True``."""
     from .glyphs import burn_in, find_fonts, glyph_mask
 
     if rng.random() >= PLATE_PROBABILITY:

@@ -9,8 +9,9 @@ import pytest
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
-if str(TESTS) not in sys.path:
-    sys.path.insert(0, str(TESTS))  # so test modules can `import archive_builder`
+HELPERS = TESTS / "helpers"
+if str(HELPERS) not in sys.path:
+    sys.path.insert(0, str(HELPERS))  # so test modules can `import archive_builder`
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import click
 
-from cleaner.cli.main import main
 
 
-@main.command(
+@click.command(
     epilog="""\b
 Examples:
   cxclean demo                          writes demo_out/ in the current folder
@@ -24,12 +23,11 @@ def demo(out, data, workers, overwrite):
     corrupt files; scan it with the bundled default detectors (and --min-age 10); build the review page;
     and compare what was flagged with what was planted."""
     from cleaner.reports.evaluate_archive import format_report
-    from cleaner.scan.runner import ScanError, format_summary
+    from cleaner.scan import format_summary
 
-    try:
-        result = run(out, data, workers, overwrite)
-    except (ScanError, FileExistsError) as exc:
-        raise click.ClickException(str(exc)) from None
+    from cleaner.demo.run import run_demo
+
+    result = run_demo(out, data=data, workers=workers, overwrite=overwrite)
     click.echo(format_summary(result["summary"]))
     click.echo("\nAgainst the planted truth:\n" + format_report(result["evaluation"]))
     click.echo(f"""
@@ -42,13 +40,7 @@ Next: open the review page, tick false positives, export decisions, then
       cxclean review apply {result['scan']} --decisions decisions.csv""")
 
 
-def run(out, data, workers, overwrite):
-    from cleaner.demo.run import run_demo
-
-    return run_demo(out, data=data, workers=workers, overwrite=overwrite)
-
-
-@main.command(
+@click.command(
     "evaluate-archive",
     epilog="""\b
 Examples:

@@ -1,4 +1,8 @@
-"""The ``cxclean`` command line: a thin Click layer over the Python API."""
+"""The ``cxclean`` command group: one error handler for every command, and the commands put together.
+
+Each command lives in its own module as a plain Click command; this module only assembles them, so the
+command modules never import it (no cycle) and each stays a thin layer over the Python API.
+"""
 from __future__ import annotations
 
 import os
@@ -9,10 +13,33 @@ import click
 # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notes) is noise to a user; errors still show.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from cleaner import __version__
+from cleaner import __version__  # noqa: E402
+from cleaner.cli import demo as demo_cmds  # noqa: E402
+from cleaner.cli import inspect as inspect_cmds  # noqa: E402
+from cleaner.cli import review as review_cmds  # noqa: E402
+from cleaner.cli import scan as scan_cmds  # noqa: E402
+from cleaner.cli import train as train_cmds  # noqa: E402
+from cleaner.io.errors import CxcleanError  # noqa: E402
+
+#: the exit status of every error a user can act on (a bad file, setting or folder); Click's usage errors share it
+USER_ERROR = 2
+#: commands that load Keras (its import is done up front, quietly)
+MODEL_COMMANDS = {"scan", "train-detector", "evaluate", "review", "demo"}
+
+
+class CxcleanGroup(click.Group):
+    """Every ``CxcleanError`` ends the command with ``error: <message>`` and status 2, whichever command raised it."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except CxcleanError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(USER_ERROR)
 
 
 @click.group(
+    cls=CxcleanGroup,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog="""\b
 Examples:
@@ -31,53 +58,9 @@ def main(ctx):
         import_keras_quietly()
 
 
-#: commands that load Keras (its import is done up front, quietly)
-MODEL_COMMANDS = {"scan", "train-detector", "evaluate", "review", "demo"}
-
-
-@main.command(
-    epilog="""\b
-Examples:
-  cxclean inspect scan.dcm
-  cxclean inspect archive/ --csv inspect.csv
-  cxclean inspect archive/ --workers 4 --strict     exit 1 if any file fails""",
-)
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, writable=True), help="Also write the table as CSV.")
-@click.option("--workers", type=int, default=1, show_default=True, help="Decoding processes.")
-@click.option("--strict", is_flag=True, help="Exit with status 1 when any file cannot be read.")
-@click.option("--quiet", "-q", is_flag=True, help="Print failures and the summary only.")
-def inspect(paths, csv_path, workers, strict, quiet):
-    """Show how each image in PATHS (files or folders) is read: format, transfer syntax,
-    photometric interpretation, bits, size, age and view, or why it could not be read.
-
-    Unreadable files are reported with their reason and do not stop the run."""
-    from cleaner.io.inspect import COLUMNS, format_row, inspect_paths
-
-    def show(row):
-        if not quiet or row["status"] != "ok":
-            click.echo(format_row(row))
-
-    result = inspect_paths(paths, workers=workers, on_row=show)
-    if csv_path:
-        import pandas as pd
-
-        pd.DataFrame(result.rows, columns=COLUMNS).to_csv(csv_path, index=False)
-    n = len(result.rows)
-    click.echo(
-        f"{n} file(s): {n - result.failed} read, {result.failed} failed; "
-        f"skipped (not candidates): {result.stats.describe()}" + (f"; table in {csv_path}" if csv_path else ""),
-        err=True,
-    )
-    if strict and result.failed:
-        sys.exit(1)
-
-
-# Each command group lives in its own module and registers itself on ``main``.
-from cleaner.cli import train  # noqa: E402,F401
-from cleaner.cli import scan  # noqa: E402,F401
-from cleaner.cli import review  # noqa: E402,F401
-from cleaner.cli import demo  # noqa: E402,F401
+for command in (inspect_cmds.inspect, train_cmds.train_detector, train_cmds.evaluate, scan_cmds.scan,
+                review_cmds.review, review_cmds.report, demo_cmds.demo, demo_cmds.evaluate_archive_cmd):
+    main.add_command(command)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,19 +1,12 @@
 """``cxclean review build``, ``cxclean review apply`` and ``cxclean report``: the steps after a scan."""
 from __future__ import annotations
 
-import sys
 
 import click
 
-from cleaner.cli.main import main
 
 
-def _fail(exc: Exception):
-    click.echo(f"error: {exc}", err=True)
-    sys.exit(2)
-
-
-@main.group(
+@click.group(
     epilog="""\b
 Examples:
   cxclean review build scan_out/                 write scan_out/review/index.html
@@ -47,13 +40,10 @@ def review_build(scan_out, workers, saliency, saliency_method, contact_sheets):
     saliency overlay toggle, 'keep (false positive)' ticks and an 'export decisions' button.
 
     Images are not re-scored: scores come from scores.csv."""
-    from cleaner.review.build import ScanOutputError, build_review
+    from cleaner.review.build import build_review
 
-    try:
-        res = build_review(scan_out, workers=workers, saliency=saliency, contact_sheets=contact_sheets,
-                           saliency_method=saliency_method)
-    except ScanOutputError as exc:
-        _fail(exc)
+    res = build_review(scan_out, workers=workers, saliency=saliency, contact_sheets=contact_sheets,
+                       saliency_method=saliency_method)
     parts = ", ".join(f"{r}: {n}" for r, n in res.sections.items()) or "nothing flagged"
     click.echo(f"{res.page}: {res.images} flagged image(s) ({parts}), {res.overlays} overlay(s), "
                f"{len(res.contact_sheets)} contact sheet(s), {len(res.warnings)} warning(s), {res.seconds:.1f} s")
@@ -86,14 +76,10 @@ def review_apply(scan_out, decisions, confirm_rest, confirm_reason):
       - --decisions files: 'keep' = overturned, 'exclude' = confirmed;
       - --confirm-rest / --confirm-reason: confirmed.
     A file deleted from review/<reason>/ carries no decision: it stays unreviewed."""
-    from cleaner.review.build import ScanOutputError
     from cleaner.review.apply import apply_review
 
-    try:
-        res = apply_review(scan_out, decisions_files=list(decisions), confirm_rest=confirm_rest,
-                           confirm_reasons=list(confirm_reason))
-    except (ScanOutputError, ValueError) as exc:
-        _fail(exc)
+    res = apply_review(scan_out, decisions_files=list(decisions), confirm_rest=confirm_rest,
+                       confirm_reasons=list(confirm_reason))
     for w in res.warnings:
         click.echo(f"warning: {w}", err=True)
     c = res.counts
@@ -101,7 +87,7 @@ def review_apply(scan_out, decisions, confirm_rest, confirm_reason):
                f"{c.get('unreviewed', 0)} unreviewed; {res.labels} has {res.n_labels} label(s)")
 
 
-@main.command(
+@click.command(
     epilog="""\b
 Examples:
   cxclean report scan_out/              writes scan_out/report.html, report/*.png, studies.csv
@@ -114,13 +100,9 @@ def report(scan_out, charts):
     view and site (top-level folder), with counts (report.html, report/*.csv, report/*.png), and
     studies.csv (per StudyInstanceUID, else PatientID: images, flagged images and reasons)."""
     from cleaner.reports.bias import write_report
-    from cleaner.review.build import ScanOutputError
     from cleaner.reports.studies import write_studies
 
-    try:
-        studies = write_studies(scan_out)
-        res = write_report(scan_out, charts=charts)
-    except ScanOutputError as exc:
-        _fail(exc)
+    studies = write_studies(scan_out)
+    res = write_report(scan_out, charts=charts)
     click.echo(f"{res.page}: {res.n_images} image(s) over {len(res.tables)} breakdowns, {len(res.charts)} chart(s); "
                f"{studies.path}: {studies.n_studies} stud(y/ies), {studies.n_without_key} image(s) without study or patient id")

@@ -1,14 +1,14 @@
-"""``cxclean scan``: the Click layer over ``cleaner.scan.runner.scan_archive``."""
+"""``cxclean scan``: the Click layer over ``cleaner.scan.scan_archive``."""
 from __future__ import annotations
 
 import sys
 
 import click
 
-from cleaner.cli.main import main
+from cleaner.scan.config import UNKNOWN_AGE_CHOICES
 
 
-@main.command(
+@click.command(
     epilog="""\b
 Examples:
   cxclean scan archive/ --out scan_out/                  the bundled default detectors
@@ -31,7 +31,7 @@ Examples:
 @click.option("--threshold", "thresholds", multiple=True, metavar="NAME=VALUE",
               help="Override a detector's threshold, e.g. rotation=0.8 (repeatable).")
 @click.option("--min-age", type=float, default=None, help="Exclude patients younger than this many years.")
-@click.option("--unknown-age", type=click.Choice(["keep", "exclude"]), default="keep", show_default=True,
+@click.option("--unknown-age", type=click.Choice(UNKNOWN_AGE_CHOICES), default="keep", show_default=True,
               help="What --min-age does with images whose age is unknown (they are counted either way).")
 @click.option("--metadata", type=click.Path(exists=True, dir_okay=False), default=None,
               help="CSV with patient ages, joined on relative path or file name (used when DICOM has no age).")
@@ -53,30 +53,23 @@ def scan(archive, out, detector_dirs, detector_paths, thresholds, min_age, unkno
 
     Each file is decoded once in parallel workers; the archive is never modified. After a crash or
     Ctrl-C, run the same command with --resume: it continues where it stopped."""
-    from cleaner.io.metadata import MetadataError
-    from cleaner.scan.runner import ScanError, format_summary, parse_threshold_overrides, plan, resolve_bundle_paths
+    from cleaner.scan import (ScanConfig, default_detector_dirs, format_summary, parse_threshold_overrides, plan,
+                              resolve_bundle_paths, scan_archive)
 
+    if dry_run:
+        if not (detector_dirs or detector_paths or no_default_detectors):
+            detector_dirs = default_detector_dirs()
+        _dry_run(archive, detector_dirs, detector_paths, plan, resolve_bundle_paths)
+        return
+    if not out:
+        raise click.UsageError("--out is required (except with --dry-run)")
+    config = ScanConfig(
+        detectors=detector_paths, detector_dirs=detector_dirs, default_detectors=not no_default_detectors,
+        thresholds=parse_threshold_overrides(thresholds), min_age=min_age, unknown_age=unknown_age, metadata=metadata,
+        id_column=id_column, age_column=age_column, review=not no_review, workers=workers, batch_size=batch_size,
+    )
     try:
-        if dry_run:
-            if not (detector_dirs or detector_paths or no_default_detectors):
-                from cleaner.scan.runner import default_detector_dirs
-
-                detector_dirs = default_detector_dirs()
-            _dry_run(archive, detector_dirs, detector_paths, plan, resolve_bundle_paths)
-            return
-        if not out:
-            raise click.UsageError("--out is required (except with --dry-run)")
-        from cleaner.scan.runner import scan_archive
-
-        summary = scan_archive(
-            archive, out, detector_paths, detector_dirs=detector_dirs,
-            thresholds=parse_threshold_overrides(thresholds), min_age=min_age, unknown_age=unknown_age,
-            metadata=metadata, id_column=id_column, age_column=age_column, workers=workers,
-            batch_size=batch_size, resume=resume, overwrite=overwrite, review=not no_review, progress=not quiet,
-            default_detectors=not no_default_detectors,
-        )
-    except (ScanError, MetadataError) as exc:
-        raise click.ClickException(str(exc)) from None
+        summary = scan_archive(archive, out, config=config, resume=resume, overwrite=overwrite, progress=not quiet)
     except KeyboardInterrupt:
         click.echo(f"\nInterrupted. Results so far are journalled in {out}; run the same command with --resume "
                    "to continue.", err=True)

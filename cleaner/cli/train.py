@@ -2,21 +2,14 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 
-from cleaner.cli.main import main
-
-_KIND_NAMES = ("rotation", "inversion", "flip", "custom")
-
-
-def _fail(exc: Exception) -> None:
-    click.echo(f"error: {exc}", err=True)
-    sys.exit(2)
+from detectors.backbones import BACKBONES
+from detectors.kinds import KINDS
 
 
-@main.command(
+@click.command(
     "train-detector",
     epilog="""\b
 Examples:
@@ -30,14 +23,14 @@ Examples:
 A CSV has a 'path' column (relative to the CSV's folder), optional 'patient_id' (the split keeps
 each patient on one side) and, for custom, 'label' (1 = positive, 0 = negative).""",
 )
-@click.argument("kind", type=click.Choice(_KIND_NAMES))
+@click.argument("kind", type=click.Choice(list(KINDS)))
 @click.option("--normals", type=click.Path(exists=True), help="Folder or CSV of presumed-normal frontal images (synthetic kinds).")
 @click.option("--positives", type=click.Path(exists=True), help="custom: folder or CSV of positive examples.")
 @click.option("--negatives", type=click.Path(exists=True), help="custom: folder or CSV of negative examples.")
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False), help="custom: CSV with path,label[,patient_id].")
 @click.option("--name", help="Detector name, the prefix of its scan columns (<name>_score). Default: the kind.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Bundle folder to write.")
-@click.option("--backbone", type=click.Choice(["resnet50", "compact"]), default="resnet50", show_default=True)
+@click.option("--backbone", type=click.Choice(BACKBONES), default="resnet50", show_default=True)
 @click.option("--weights", default="imagenet", show_default=True,
               help="imagenet (from Keras's cache, never downloaded), none (from scratch) or a weights file PATH.")
 @click.option("--image-size", type=int, default=256, show_default=True, help="Square model input, pixels.")
@@ -74,24 +67,20 @@ def train_detector(kind, normals, positives, negatives, labels, name, out, backb
     films, and adds its evidence to the backbone's. The bundle holds the model,
     detector.json (threshold, metrics, provenance), ROC and precision-recall plots and the
     training manifest."""
-    from detectors.backbones import WeightsError, resolve_weights
+    from detectors.backbones import resolve_weights
+    from detectors.config import TrainConfig
 
-    try:
-        resolve_weights(backbone, weights)  # fail fast, before TensorFlow starts
-    except (WeightsError, ValueError) as exc:
-        _fail(exc)
+    config = TrainConfig(
+        name=name, backbone=backbone, weights=weights, image_size=image_size, epochs=epochs, batch_size=batch_size,
+        learning_rate=learning_rate, patience=patience, head_epochs=head_epochs, copies=copies, members=members,
+        val_fraction=val_fraction, target_precision=target_precision, seed=seed, workers=workers,
+        glyph_reader=glyph_reader, glyph_size=glyph_size, glyph_patches=glyph_patches,
+    )
+    resolve_weights(backbone, weights)  # fail fast, before TensorFlow starts
     from detectors.training import train
 
-    try:
-        detector = train(
-            kind, normals, out=out, positives=positives, negatives=negatives, labels=labels, name=name,
-            backbone=backbone, weights=weights, image_size=image_size, epochs=epochs, batch_size=batch_size,
-            learning_rate=learning_rate, patience=patience, head_epochs=head_epochs, copies=copies, members=members, val_fraction=val_fraction,
-            target_precision=target_precision, seed=seed, workers=workers, glyph_reader=glyph_reader,
-            glyph_size=glyph_size, glyph_patches=glyph_patches, log=lambda m: click.echo(m, err=True),
-        )
-    except (ValueError, FileNotFoundError) as exc:
-        _fail(exc)
+    detector = train(kind, normals, out=out, positives=positives, negatives=negatives, labels=labels, config=config,
+                     log=lambda m: click.echo(m, err=True))
     m = detector.info["metrics"]["validation"]
     click.echo(
         f"{detector.path}: {detector.version}  AUC {m['auc']:.4f}  threshold {detector.threshold:.4g}  "
@@ -100,7 +89,7 @@ def train_detector(kind, normals, positives, negatives, labels, name, out, backb
     )
 
 
-@main.command(
+@click.command(
     epilog="""\b
 Examples:
   cxclean evaluate bundles/rotation --normals other_hospital/          synthetic artefacts
@@ -120,14 +109,11 @@ def evaluate(bundle, normals, labels, positives, negatives, out, workers, as_jso
     recall, confusion matrix. With --normals the artefact is synthesised as in validation; with
     --labels or --positives/--negatives real labelled images are scored as they are."""
     if normals is None and labels is None and positives is None and negatives is None:
-        _fail(ValueError("give --normals, --labels, or --positives and --negatives"))
+        raise click.UsageError("give --normals, --labels, or --positives and --negatives")
     from detectors.evaluation import evaluate as run_evaluation
 
-    try:
-        m = run_evaluation(bundle, normals, labels=labels, positives=positives, negatives=negatives, out=out,
-                           workers=workers, log=lambda msg: click.echo(msg, err=True))
-    except (ValueError, FileNotFoundError) as exc:
-        _fail(exc)
+    m = run_evaluation(bundle, normals, labels=labels, positives=positives, negatives=negatives, out=out,
+                       workers=workers, log=lambda msg: click.echo(msg, err=True))
     if as_json:
         click.echo(json.dumps(m, indent=2))
         return

@@ -16,31 +16,11 @@ import pandas as pd
 from PIL import Image
 
 from cleaner.io.images import read_image
+from cleaner.reports.truth import PLANTS, plant_artefact
 from cleaner.io.walker import walk_archive
 
-#: truth label -> (detector kind, variant) whose synthesis plants it: one definition of each artefact
-PLANTS = {
-    "rot90": ("rotation", 0),
-    "rot180": ("rotation", 1),
-    "rot270": ("rotation", 2),
-    "inverted": ("inversion", 0),
-    "hflip": ("flip", 0),
-}
-
-
-def plant_artefact(pixels: np.ndarray, truth: str) -> np.ndarray:
-    """The displayed image with the artefact ``truth``, exactly as training synthesises it."""
-    from detectors.kinds import get_kind
-
-    kind, variant = PLANTS[truth]
-    return get_kind(kind).positive(pixels, variant)
-
-
-TRUTHS = ("upright", *PLANTS, "lateral", "other_body", "corrupt")
-
-
 @dataclass
-class Source:
+class FilmFolder:
     """A folder of films: ``role`` is 'frontal' (planted), 'lateral', 'other_body' or 'child' (frontal, not planted)."""
 
     folder: Path
@@ -82,7 +62,7 @@ def _corrupt_files(out: Path, donor: Path) -> list[tuple[str, str]]:
     return [(f"corrupt/{name}", "corrupt") for name in files]
 
 
-def build_archive(sources: list[Source], out: str | Path, seed: int = 0, plant: bool = True) -> pd.DataFrame:
+def build_archive(sources: list[FilmFolder], out: str | Path, seed: int = 0, plant: bool = True) -> pd.DataFrame:
     """Write the archive under ``out`` and return (and save as ``out/../truth.csv``) its truth table."""
     out = Path(out)
     if out.exists() and any(out.iterdir()):

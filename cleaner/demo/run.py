@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from cleaner.demo.archive import Source, build_archive, load_ages
+from cleaner.demo.archive import FilmFolder, build_archive, load_ages
 
 def demo_data() -> Path:
     """The bundled demo films: ``demo/nih`` in the current folder (a clone), else beside the package source."""
@@ -20,7 +20,7 @@ def run_demo(out: str | Path = "demo_out", data: str | Path | None = None, worke
     """Returns paths of everything written plus the scan summary and the evaluation against truth."""
     from cleaner.reports.evaluate_archive import evaluate
     from cleaner.review.build import build_review
-    from cleaner.scan.runner import ScanError, default_detector_dirs, scan_archive
+    from cleaner.scan import ScanError, default_detector_dirs, scan_archive
 
     data = Path(data) if data else demo_data()
     if not data.is_dir():
@@ -34,7 +34,7 @@ def run_demo(out: str | Path = "demo_out", data: str | Path | None = None, worke
             raise ScanError(f"{out}: not empty; use --overwrite to replace an earlier demo")
         shutil.rmtree(out)
     archive = out / "archive"
-    truth = build_archive([Source(data, "nih", "frontal", ages=load_ages(data / "metadata.csv"))], archive, seed=0)
+    truth = build_archive([FilmFolder(data, "nih", "frontal", ages=load_ages(data / "metadata.csv"))], archive, seed=0)
     truth_csv = out / "archive_truth.csv"
     scan_out = out / "scan"
     summary = scan_archive(archive, scan_out, detector_dirs=dirs, min_age=min_age, workers=workers,

@@ -18,7 +18,7 @@ from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut
 from cleaner.io.ages import age_from_dates, parse_age_string
 from cleaner.io.errors import ImageReadError
 from cleaner.io.quiet import native_stderr_silenced as _native_stderr_silenced
-from cleaner.io.images import ImageMeta, LoadedImage, check_frame_size, note_blank, rgb_to_grey, to_unit_range
+from cleaner.io.pixels import ImageMeta, LoadedImage, check_frame_size, note_blank, rgb_to_grey, to_unit_range
 
 # pydicom logs every failed plugin at WARNING; the reason reaches the user through ImageReadError.
 logging.getLogger("pydicom").setLevel(logging.ERROR)

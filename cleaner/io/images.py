@@ -9,55 +9,20 @@ from __future__ import annotations
 import os
 import stat
 import warnings
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from cleaner.io.dicom import read_dicom
 from cleaner.io.errors import ImageReadError
+from cleaner.io.pixels import (MAX_FILE_BYTES, MAX_PIXELS, ImageMeta, LoadedImage, check_frame_size, note_blank,
+                               rgb_to_grey, to_unit_range)
 
-#: Largest frame decoded, in pixels (about 9000 x 9000). Real radiographs are under 25 MP;
-#: anything larger is a decompression bomb or a mislabelled file and is refused unread.
-MAX_PIXELS = 80_000_000
-#: Largest file opened at all.
-MAX_FILE_BYTES = 2 * 1024**3
+__all__ = ["ImageMeta", "LoadedImage", "MAX_FILE_BYTES", "MAX_PIXELS", "read_image", "read_or_error", "sniff_format",
+           "rgb_to_grey", "to_unit_range"]
 
 _RASTER_FORMATS = {"PNG", "JPEG", "TIFF", "BMP"}
-
-
-@dataclass
-class ImageMeta:
-    """What cxclean knows about an image besides its pixels; every field may be unknown (None)."""
-
-    path: str
-    format: str  # PNG, JPEG, TIFF, BMP, DICOM
-    width: int
-    height: int
-    bits: int | None = None  # bits stored per sample in the file
-    photometric: str | None = None  # DICOM photometric interpretation or the PIL mode
-    transfer_syntax: str | None = None
-    decoder: str | None = None  # pillow, pydicom, gdcm
-    frames: int = 1
-    age_years: float | None = None
-    sex: str | None = None
-    patient_id: str | None = None
-    study_uid: str | None = None
-    modality: str | None = None
-    view_position: str | None = None
-    body_part: str | None = None
-    notes: list[str] = field(default_factory=list)  # policies applied: first frame, colour to grey, ...
-
-    def as_row(self) -> dict:
-        row = asdict(self)
-        row["notes"] = "; ".join(self.notes)
-        return row
-
-
-@dataclass
-class LoadedImage:
-    pixels: np.ndarray  # float32, shape (height, width), values in [0, 1]
-    meta: ImageMeta
 
 
 def sniff_format(path: str | os.PathLike) -> str | None:
@@ -100,36 +65,6 @@ def _check_file(path: Path) -> int:
     if st.st_size > MAX_FILE_BYTES:
         raise ImageReadError(path, f"file of {st.st_size} bytes is over the {MAX_FILE_BYTES}-byte limit")
     return st.st_size
-
-
-def check_frame_size(path, width: int, height: int) -> None:
-    if width <= 0 or height <= 0:
-        raise ImageReadError(path, f"invalid image size {width}x{height}")
-    if width * height > MAX_PIXELS:
-        raise ImageReadError(
-            path, f"image of {width}x{height} pixels is over the {MAX_PIXELS}-pixel limit (decompression bomb guard)"
-        )
-
-
-def to_unit_range(arr: np.ndarray) -> np.ndarray:
-    """Min-max scale to float32 [0, 1]; a constant image becomes all zeros."""
-    arr = np.asarray(arr, dtype=np.float32)
-    lo, hi = float(np.min(arr)), float(np.max(arr))
-    if not np.isfinite(lo) or not np.isfinite(hi):
-        finite = np.isfinite(arr)
-        if not finite.any():
-            raise ValueError("no finite pixel values (all NaN or infinite)")
-        lo, hi = float(arr[finite].min()), float(arr[finite].max())
-        arr = np.where(finite, arr, lo)
-    if hi <= lo:
-        return np.zeros(arr.shape, dtype=np.float32)
-    return (arr - lo) / (hi - lo)
-
-
-def rgb_to_grey(arr: np.ndarray) -> np.ndarray:
-    """ITU-R 601 luma, the weighting Pillow and most viewers use."""
-    arr = np.asarray(arr, dtype=np.float32)
-    return arr[..., 0] * 0.299 + arr[..., 1] * 0.587 + arr[..., 2] * 0.114
 
 
 def _read_raster(path: Path, fmt: str) -> LoadedImage:
@@ -190,12 +125,6 @@ def _read_raster(path: Path, fmt: str) -> LoadedImage:
     return LoadedImage(np.ascontiguousarray(pixels, dtype=np.float32), meta)
 
 
-def note_blank(pixels: np.ndarray, meta: ImageMeta) -> None:
-    """A constant image reads, but a reviewer should know it holds nothing."""
-    if pixels.size and float(pixels.max()) == float(pixels.min()):
-        meta.notes.append("blank image (every pixel the same value)")
-
-
 def read_image(path: str | os.PathLike) -> LoadedImage:
     """Read one PNG, JPEG, TIFF, BMP or DICOM file as the viewer shows it."""
     path = Path(path)
@@ -209,9 +138,19 @@ def read_image(path: str | os.PathLike) -> LoadedImage:
     if fmt is None and path.suffix.lower() in (".dcm", ".dicom", ".dic"):
         fmt = "DICOM"
     if fmt == "DICOM":
-        from cleaner.io.dicom import read_dicom
-
         return read_dicom(path)
     if fmt in _RASTER_FORMATS:
         return _read_raster(path, fmt)
     raise ImageReadError(path, "unrecognised file format (not PNG, JPEG, TIFF, BMP or DICOM)")
+
+
+def read_or_error(path: str | os.PathLike) -> tuple[LoadedImage | None, str]:
+    """``read_image`` that never raises: (image, "") or (None, reason). Every command that reads many files
+    (scan, review, inspect, training) goes through it, so a bad file is a row with its reason, and a bug in
+    a decoder is reported for that file instead of ending a run over a whole archive."""
+    try:
+        return read_image(path), ""
+    except ImageReadError as exc:
+        return None, exc.reason
+    except Exception as exc:  # a reader bug: named, never fatal
+        return None, f"unexpected {type(exc).__name__}: {exc}"

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from cleaner.io.errors import ImageReadError
-from cleaner.io.images import read_image
+from cleaner.io.images import read_or_error
 from cleaner.io.parallel import bounded_ordered_map
 from cleaner.io.walker import WalkStats, walk_archive
 
@@ -30,12 +29,9 @@ class InspectResult:
 
 def inspect_file(path: str | os.PathLike) -> dict:
     """One row describing how ``path`` reads; never raises for a bad image."""
-    try:
-        loaded = read_image(path)
-    except ImageReadError as exc:
-        return {"path": str(path), "status": "error", "error": exc.reason}
-    except Exception as exc:  # a reader bug must not end a run over a whole archive
-        return {"path": str(path), "status": "error", "error": f"unexpected {type(exc).__name__}: {exc}"}
+    loaded, error = read_or_error(path)
+    if loaded is None:
+        return {"path": str(path), "status": "error", "error": error}
     row = loaded.meta.as_row()
     row.update(status="ok", error="")
     return row

@@ -11,13 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from cleaner.io.ages import parse_age_value
+from cleaner.io.errors import CxcleanError
 
 #: Tried in order when ``--id-column`` / ``--age-column`` are not given.
 ID_COLUMN_CANDIDATES = ("path", "Image Index", "image", "file", "filename", "file_name", "image_id")
 AGE_COLUMN_CANDIDATES = ("age_years", "Patient Age", "age", "PatientAge", "patient_age")
 
 
-class MetadataError(ValueError):
+class MetadataError(CxcleanError, ValueError):
     """A metadata CSV that cannot be used; the message names the file and what is wrong."""
 
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cleaner.review.build import ScanOutput, load_scan_output, split_reasons
+from cleaner.scan.folder import (EXCLUSIONS_FINAL_FILE, REPORT_DIR, REPORT_PAGE, ScanOutput, load_scan_output,
+                                 split_reasons, write_frame)
 
 AGE_BANDS = [(0, 10, "<10"), (10, 18, "10-17"), (18, 40, "18-39"), (40, 60, "40-59"), (60, 80, "60-79"), (80, 1e9, "80+")]
 UNKNOWN = "unknown"
@@ -191,19 +192,19 @@ def write_report(scan_out: str | os.PathLike, charts: bool = True) -> ReportResu
     """Write ``SCAN_OUT/report.html``, ``SCAN_OUT/report/bias_<dimension>.csv`` and the PNG charts."""
     scan = load_scan_output(scan_out)
     decisions = None
-    final = scan.root / "exclusions_final.csv"
+    final = scan.root / EXCLUSIONS_FINAL_FILE
     if final.is_file():
         decisions = pd.read_csv(final, dtype=str, keep_default_na=False)
     tables = bias_tables(scan, decisions)
-    folder = scan.root / "report"
+    folder = scan.root / REPORT_DIR
     folder.mkdir(exist_ok=True)
     reasons = scan.reasons()
     chart_links, chart_paths = {}, []
     for dim, table in tables.items():
-        table.to_csv(folder / f"bias_{dim}.csv", index=False)
+        write_frame(folder / f"bias_{dim}.csv", table)
         if charts:
             chart_paths.append(draw_chart(table, reasons, DIMENSIONS[dim], folder / f"{dim}.png"))
-            chart_links[dim] = f"report/{dim}.png"
-    page = scan.root / "report.html"
+            chart_links[dim] = f"{REPORT_DIR}/{dim}.png"
+    page = scan.root / REPORT_PAGE
     page.write_text(render_report(scan, tables, chart_links, reasons), encoding="utf-8")
     return ReportResult(page, tables, chart_paths, int((scan.scores["status"] == "ok").sum()))

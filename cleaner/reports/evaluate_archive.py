@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from cleaner.demo.archive import PLANTS, plant_artefact
+from cleaner.reports.truth import PLANTS, TRUTH_LABELS, plant_artefact
+from cleaner.scan.folder import load_scan_output
 from cleaner.scan.orientation import TURN_COLUMN
 
 #: detector kind -> the truth labels it exists to find (from the artefacts the archive builder plants)
 KIND_TARGETS = {kind: {t for t, (k, _) in PLANTS.items() if k == kind} for kind, _ in PLANTS.values()}
-TRUTH_LABELS = ("upright", "rot90", "rot180", "rot270", "inverted", "hflip", "lateral", "other_body", "corrupt")
 
 
 def _as_bool(series: pd.Series) -> pd.Series:
@@ -51,10 +51,9 @@ def undoing_turns() -> dict[str, int]:
 
 
 def evaluate(scan_out: str | Path, truth_csv: str | Path, overrides: dict | None = None) -> dict:
-    scan_out = Path(scan_out)
-    scores = pd.read_csv(scan_out / "scores.csv", dtype={"path": str})
-    detectors = pd.read_csv(scan_out / "detectors.csv")
-    errors = pd.read_csv(scan_out / "errors.csv", dtype=str) if (scan_out / "errors.csv").is_file() else pd.DataFrame(columns=["path"])
+    scan = load_scan_output(scan_out)
+    scores, detectors = scan.scores, scan.detectors
+    errors = scan.errors if scan.errors is not None else pd.DataFrame(columns=["path"])
     truth = pd.read_csv(truth_csv, dtype={"path": str})
     missing = sorted(set(truth.path) - set(scores.path))
     table = truth.merge(scores, on="path", how="left", suffixes=("_truth", ""))

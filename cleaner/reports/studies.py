@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cleaner.review.build import load_scan_output, split_reasons
+from cleaner.scan.folder import STUDIES_FILE, load_scan_output, split_reasons, write_frame
 
 STUDY_COLUMNS = ["study", "key_type", "patient_id", "images", "read_errors", "flagged", "all_flagged",
                  "reasons", "flagged_paths"]
@@ -57,6 +57,6 @@ def write_studies(scan_out: str | os.PathLike) -> StudiesResult:
     """Write ``SCAN_OUT/studies.csv``."""
     scan = load_scan_output(scan_out)
     table, without = study_table(scan.scores)
-    path = scan.root / "studies.csv"
-    table.to_csv(path, index=False)
+    path = scan.root / STUDIES_FILE
+    write_frame(path, table)
     return StudiesResult(path, table, len(table), without)

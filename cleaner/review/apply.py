@@ -37,7 +37,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from cleaner.review.build import KEEP_FOLDER, ScanOutput, load_scan_output, reason_folder, split_reasons
+from cleaner.io.errors import UserInputError
+from cleaner.scan.folder import (EXCLUSIONS_FINAL_FILE, KEEP_DIR, LABEL_COLUMNS, LABELS_DIR, LABELS_FILE,
+                                 REVIEW_APPLY_FILE, ScanOutput, atomic_write_text, load_scan_output, reason_folder,
+                                 split_reasons, write_frame)
 
 KEEP_WORDS = {"keep", "kept", "overturned", "overturn", "false_positive", "false positive", "fp", "0"}
 EXCLUDE_WORDS = {"exclude", "excluded", "confirmed", "confirm", "true_positive", "artefact", "artifact", "1"}
@@ -62,20 +65,20 @@ def read_decisions_file(path: str | os.PathLike) -> list[dict]:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc})") from None
+            raise UserInputError(f"{path}: not valid JSON ({exc})") from None
         rows = data.get("decisions") if isinstance(data, dict) else data
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-            raise ValueError(f"{path}: expected a list of {{path, reason, decision}} objects")
+            raise UserInputError(f"{path}: expected a list of {{path, reason, decision}} objects")
     else:
         from io import StringIO
 
         try:
             df = pd.read_csv(StringIO(text), dtype=str, keep_default_na=False)
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise ValueError(f"{path}: cannot be read as CSV ({exc})") from None
+            raise UserInputError(f"{path}: cannot be read as CSV ({exc})") from None
         rows = df.to_dict("records")
         if rows and not {"path", "decision"} <= set(df.columns):
-            raise ValueError(f"{path}: needs the columns path,reason,decision (has {', '.join(df.columns)})")
+            raise UserInputError(f"{path}: needs the columns path,reason,decision (has {', '.join(df.columns)})")
     return [{"path": str(r.get("path", "")).strip().replace("\\", "/"), "reason": str(r.get("reason", "") or "").strip(),
              "decision": str(r.get("decision", "")).strip().lower()} for r in rows]
 
@@ -91,7 +94,7 @@ def _keep_moves(scan: ScanOutput, flagged: dict, warn) -> dict:
         if not sub.is_dir() or sub.name.startswith("_"):
             continue
         reason = by_folder.get(sub.name)
-        keeps = sorted(k for k in sub.rglob(KEEP_FOLDER) if k.is_dir())
+        keeps = sorted(k for k in sub.rglob(KEEP_DIR) if k.is_dir())
         if reason is None:
             for keep in keeps:
                 warn(f"{keep}: not the folder of any exclusion reason of this scan; ignored")
@@ -105,7 +108,7 @@ def _keep_moves(scan: ScanOutput, flagged: dict, warn) -> dict:
             prefix = keep.parent.relative_to(sub).as_posix()
             prefix = "" if prefix == "." else prefix + "/"
             for f in sorted(keep.rglob("*")):
-                if not f.is_file() or f.name.startswith(".") or KEEP_FOLDER in f.relative_to(keep).parts:
+                if not f.is_file() or f.name.startswith(".") or KEEP_DIR in f.relative_to(keep).parts:
                     continue
                 hit = _match_kept(f, f.relative_to(keep).as_posix(), prefix, paths, by_name, reason, warn)
                 if hit is None:
@@ -142,9 +145,47 @@ def apply_review(scan_out: str | os.PathLike, decisions_files: list = (), confir
     flagged: dict[str, set] = {r: set(scan.flagged(r)["path"]) for r in scan.reasons()}
     unknown_reasons = [r for r in confirm_reasons if r not in flagged]
     if unknown_reasons:
-        raise ValueError(f"--confirm-reason {', '.join(unknown_reasons)}: no such reason in this scan "
-                         f"(reasons: {', '.join(flagged) or 'none'})")
+        raise UserInputError(f"--confirm-reason {', '.join(unknown_reasons)}: no such reason in this scan "
+                             f"(reasons: {', '.join(flagged) or 'none'})")
 
+    pair_decision = _pair_decisions(scan, flagged, decisions_files, warn)
+    reviewed_reasons = {r for (_p, r) in pair_decision}
+    to_confirm = set(confirm_reasons) | (reviewed_reasons if confirm_rest else set())
+    for reason in to_confirm:
+        for p in flagged[reason]:
+            pair_decision.setdefault((p, reason), "confirmed")
+
+    final = _final_exclusions(scan, pair_decision)
+    row_decisions = list(final["decision"])
+    out = scan.root
+    write_frame(out / EXCLUSIONS_FINAL_FILE, final)
+
+    archive = scan.archive
+
+    def absolute(rel: str) -> str:
+        return os.path.abspath(archive / rel) if str(archive) else rel
+
+    labels = [{"path": absolute(p), "label": 1 if d == "confirmed" else 0}
+              for p, d in zip(final["path"], final["decision"]) if d != "unreviewed"]
+    write_frame(out / LABELS_FILE, pd.DataFrame(labels, columns=LABEL_COLUMNS))
+    (out / LABELS_DIR).mkdir(exist_ok=True)
+    for reason in flagged:
+        rows = [{"path": absolute(p), "label": 1 if pair_decision[(p, reason)] == "confirmed" else 0}
+                for p in sorted(flagged[reason]) if (p, reason) in pair_decision]
+        write_frame(out / LABELS_DIR / f"{reason_folder(reason)}.csv", pd.DataFrame(rows, columns=LABEL_COLUMNS))
+    counts = Counter(row_decisions)
+    atomic_write_text(out / REVIEW_APPLY_FILE, json.dumps({
+        "decisions_files": [str(Path(f).resolve()) for f in decisions_files],
+        "confirm_rest": confirm_rest, "confirm_reasons": list(confirm_reasons),
+        "images": dict(counts),
+        "per_reason": {r: dict(Counter(pair_decision.get((p, r), "unreviewed") for p in flagged[r])) for r in flagged},
+        "warnings": notes,
+    }, indent=2) + "\n")
+    return ApplyResult(out / EXCLUSIONS_FINAL_FILE, out / LABELS_FILE, len(labels), counts, pair_decision, notes)
+
+
+def _pair_decisions(scan: ScanOutput, flagged: dict, decisions_files, warn) -> dict[tuple, str]:
+    """(path, reason) -> overturned/confirmed from the ``_keep`` folders and the decisions files; keep wins."""
     votes: dict[tuple, set] = defaultdict(set)
     for pair, decision in _keep_moves(scan, flagged, warn).items():
         votes[pair].add(decision)
@@ -168,18 +209,17 @@ def apply_review(scan_out: str | os.PathLike, decisions_files: list = (), confir
                     matched = True
             if not matched:
                 warn(f"{dfile}: {row['path']} was not flagged for {row['reason'] or 'any reason'} in this scan; ignored")
-
     pair_decision: dict[tuple, str] = {}
     for pair, vs in votes.items():
         if len(vs) > 1:
             warn(f"{pair[0]} ({pair[1]}): both keep and exclude were given; keep wins")
         pair_decision[pair] = "overturned" if "overturned" in vs else "confirmed"
-    reviewed_reasons = {r for (_p, r) in pair_decision}
-    to_confirm = set(confirm_reasons) | (reviewed_reasons if confirm_rest else set())
-    for reason in to_confirm:
-        for p in flagged[reason]:
-            pair_decision.setdefault((p, reason), "confirmed")
+    return pair_decision
 
+
+def _final_exclusions(scan: ScanOutput, pair_decision: dict):
+    """exclusions.csv plus each row's decision (confirmed if any reason is, overturned if every reason is, else
+    unreviewed) and the decision per reason."""
     final = scan.exclusions.copy()
     row_decisions, details = [], []
     for p, rs in zip(final["path"], final["reasons"]):
@@ -193,28 +233,4 @@ def apply_review(scan_out: str | os.PathLike, decisions_files: list = (), confir
         details.append(";".join(f"{r}={d}" for r, d in zip(split_reasons(rs), ds)))
     final["decision"] = row_decisions
     final["reason_decisions"] = details
-    out = scan.root
-    final.to_csv(out / "exclusions_final.csv", index=False)
-
-    archive = scan.archive
-
-    def absolute(rel: str) -> str:
-        return os.path.abspath(archive / rel) if str(archive) else rel
-
-    labels = [{"path": absolute(p), "label": 1 if d == "confirmed" else 0}
-              for p, d in zip(final["path"], final["decision"]) if d != "unreviewed"]
-    pd.DataFrame(labels, columns=["path", "label"]).to_csv(out / "labels.csv", index=False)
-    (out / "labels").mkdir(exist_ok=True)
-    for reason in flagged:
-        rows = [{"path": absolute(p), "label": 1 if pair_decision[(p, reason)] == "confirmed" else 0}
-                for p in sorted(flagged[reason]) if (p, reason) in pair_decision]
-        pd.DataFrame(rows, columns=["path", "label"]).to_csv(out / "labels" / f"{reason_folder(reason)}.csv", index=False)
-    counts = Counter(row_decisions)
-    (out / "review_apply.json").write_text(json.dumps({
-        "decisions_files": [str(Path(f).resolve()) for f in decisions_files],
-        "confirm_rest": confirm_rest, "confirm_reasons": list(confirm_reasons),
-        "images": dict(counts),
-        "per_reason": {r: dict(Counter(pair_decision.get((p, r), "unreviewed") for p in flagged[r])) for r in flagged},
-        "warnings": notes,
-    }, indent=2) + "\n")
-    return ApplyResult(out / "exclusions_final.csv", out / "labels.csv", len(labels), counts, pair_decision, notes)
+    return final

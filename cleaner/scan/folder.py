@@ -1,32 +1,57 @@
-"""What a scan writes: the column contract, atomic CSV/JSON writing and the review folders.
+"""The scan-folder contract: every file, folder and column a scan writes, how they are written, and the
+one reader of a scan folder that every later step (review, apply, reports, evaluation) goes through.
 
-The column names here are a contract read by ``review apply`` and by users joining the CSVs
-with their labels; change them only together with the README section that documents them.
+The names and columns here are a contract read by ``review apply`` and by users joining the CSVs with
+their labels; change them only together with the README section that documents them.
 """
 from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import re
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
+from cleaner.io.errors import CxcleanError
 from cleaner.scan.orientation import TURN_COLUMN
+
+# --------------------------------------------------------------------------- names
 
 SCORES_FILE = "scores.csv"
 EXCLUSIONS_FILE = "exclusions.csv"
 ERRORS_FILE = "errors.csv"
 DETECTORS_FILE = "detectors.csv"
 SUMMARY_FILE = "summary.json"
+#: the scan's journal while it runs (rows so far) and the settings it runs with (what ``--resume`` checks)
+JOURNAL_FILE = "scores.partial.csv"
+CONFIG_FILE = "scan.config.json"
+#: one folder per exclusion reason (``reason_folder``) with a copy of each flagged file
 REVIEW_DIR = "review"
+#: a reviewer moves a false positive into ``review/<reason>/_keep/``
 KEEP_DIR = "_keep"
+#: the review page and the images it shows, inside ``review/``
+REVIEW_PAGE = "index.html"
+THUMBS_DIR, OVERLAYS_DIR, FULL_DIR = "_thumbs", "_overlays", "_full"
+#: written by ``review apply``
+EXCLUSIONS_FINAL_FILE = "exclusions_final.csv"
+LABELS_FILE = "labels.csv"
+LABELS_DIR = "labels"
+REVIEW_APPLY_FILE = "review_apply.json"
+#: written by ``report``
+REPORT_PAGE = "report.html"
+REPORT_DIR = "report"
+STUDIES_FILE = "studies.csv"
 #: Every file or folder a scan owns in ``--out``; ``--overwrite`` removes only these.
-OWNED = (SCORES_FILE, EXCLUSIONS_FILE, ERRORS_FILE, DETECTORS_FILE, SUMMARY_FILE, REVIEW_DIR)
+OWNED = (SCORES_FILE, EXCLUSIONS_FILE, ERRORS_FILE, DETECTORS_FILE, SUMMARY_FILE, REVIEW_DIR, JOURNAL_FILE, CONFIG_FILE)
+
+# --------------------------------------------------------------------------- columns
 
 BASE_COLUMNS = [
     "path", "status", "error", "format", "photometric", "width", "height", "age_years", "age_source",
@@ -34,6 +59,9 @@ BASE_COLUMNS = [
 ]
 DETECTOR_COLUMNS = ["name", "kind", "version", "threshold", "threshold_source", "bundle_path", "input_size"]
 ERROR_COLUMNS = ["path", "error"]
+LABEL_COLUMNS = ["path", "label"]
+#: exclusions_final.csv adds these to exclusions.csv's columns
+DECISION_COLUMNS = ["decision", "reason_decisions"]
 UNKNOWN_AGE_REASON = "age_unknown"
 
 
@@ -164,14 +192,134 @@ def copy_for_review(source: Path, out: Path, rel_path: str, reasons: Sequence[st
 
 
 def render_preview(source: Path):
-    """The display-ready image (MONOCHROME1 already inverted, LUTs applied) as an 8-bit PIL image."""
+    """The display-ready image (MONOCHROME1 already inverted, LUTs applied) as an 8-bit PIL image, or None."""
     from PIL import Image
 
-    from cleaner.io.errors import ImageReadError
-    from cleaner.io.images import read_image
+    from cleaner.io.images import read_or_error
 
-    try:
-        pixels = read_image(source).pixels
-    except ImageReadError:
+    loaded, _ = read_or_error(source)
+    if loaded is None:
         return None
-    return Image.fromarray(np.clip(np.round(pixels * 255.0), 0, 255).astype(np.uint8))
+    return Image.fromarray(np.clip(np.round(loaded.pixels * 255.0), 0, 255).astype(np.uint8))
+
+
+def write_frame(path: Path, frame) -> None:
+    """A pandas table as CSV, atomically (review apply, reports): readers never see half a file."""
+    atomic_write_text(Path(path), frame.to_csv(index=False))
+
+
+# --------------------------------------------------------------------------- reading a scan folder back
+
+
+class ScanOutputError(CxcleanError):
+    """A scan output folder that cannot be read: names the folder and what is missing or wrong."""
+
+
+def split_reasons(value) -> list[str]:
+    """The ``reasons`` cell (``rotation;age<10``) as a list."""
+    return [r for r in str(value or "").split(";") if r]
+
+
+def as_float(value) -> float | None:
+    """A cell as a finite float, or None (empty, text, NaN)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+@dataclass
+class ScanOutput:
+    """A scan output folder read back: the tables as strings (empty = unknown), as the scan wrote them."""
+
+    root: Path
+    scores: object  # pandas DataFrames of strings
+    exclusions: object
+    detectors: object
+    summary: dict
+    errors: object = None
+
+    @property
+    def archive(self) -> Path:
+        return Path(self.summary.get("archive", ""))
+
+    @property
+    def review_dir(self) -> Path:
+        return self.root / REVIEW_DIR
+
+    def reasons(self) -> list[str]:
+        """Every exclusion reason, detector reasons first (detectors.csv order), then the rest sorted."""
+        found = []
+        for r in self.exclusions["reasons"]:
+            for reason in split_reasons(r):
+                if reason not in found:
+                    found.append(reason)
+        names = list(self.detectors["name"]) if len(self.detectors) else []
+        return [n for n in names if n in found] + sorted(r for r in found if r not in names)
+
+    def flagged(self, reason: str):
+        mask = self.exclusions["reasons"].map(lambda r: reason in split_reasons(r))
+        return self.exclusions[mask]
+
+    def detector_for(self, reason: str) -> dict | None:
+        """The detectors.csv row whose name (or, failing that, kind) is the reason; None for rules like age<10."""
+        for key in ("name", "kind"):
+            if key in self.detectors:
+                hit = self.detectors[self.detectors[key] == reason]
+                if len(hit):
+                    return hit.iloc[0].to_dict()
+        return None
+
+
+def _read_csv(path: Path, required: list[str]):
+    import pandas as pd
+
+    if not path.is_file():
+        raise ScanOutputError(f"{path}: missing (is {path.parent} a cxclean scan output folder?)")
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ScanOutputError(f"{path}: cannot be read as CSV ({exc})") from None
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise ScanOutputError(f"{path}: lacks column(s) {', '.join(missing)}")
+    return df
+
+
+def load_scan_output(root: str | os.PathLike) -> ScanOutput:
+    """Read the scan output folder ``root``; ``ScanOutputError`` names what is missing."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ScanOutputError(f"{root}: not a folder")
+    summary_path = root / SUMMARY_FILE
+    if not summary_path.is_file():
+        raise ScanOutputError(f"{summary_path}: missing (is {root} a cxclean scan output folder?)")
+    try:
+        summary = json.loads(summary_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ScanOutputError(f"{summary_path}: not valid JSON ({exc})") from None
+    scores = _read_csv(root / SCORES_FILE, ["path", "status", "excluded", "reasons"])
+    exclusions = _read_csv(root / EXCLUSIONS_FILE, ["path", "reasons"])
+    detectors = _read_csv(root / DETECTORS_FILE, ["name", "threshold"])
+    errors = _read_csv(root / ERRORS_FILE, ERROR_COLUMNS) if (root / ERRORS_FILE).is_file() else None
+    return ScanOutput(root, scores, exclusions, detectors, summary, errors)
+
+
+def find_review_copy(review_dir: Path, folder: str, rel: str) -> Path | None:
+    """The browser-viewable copy of ``rel`` in ``review/<folder>/`` (for DICOM its PNG preview),
+    also when a reviewer moved it to ``_keep/``; None if it is gone."""
+    from cleaner.io.images import sniff_format
+
+    for base in (review_dir / folder, review_dir / folder / KEEP_DIR):
+        preview = base / (rel + ".png")
+        if preview.is_file():
+            return preview
+        copy = base / rel
+        if copy.is_file():
+            try:
+                if sniff_format(copy) in ("PNG", "JPEG", "BMP"):
+                    return copy
+            except OSError:
+                pass
+    return None

@@ -1,10 +1,8 @@
 """Turning a rotated film upright before the other detectors score it, and saying by how much.
 
 The inversion and flip detectors learnt on upright films (rotations only as an occasional
-nuisance), so on a film lying on its side their scores are less reliable: measured on the
-development archive, 5 of the inversion detector's 6 false positives among frontal films were
-rotated films that the rotation detector had flagged. When the rotation detector flags a
-film, the quarter turn that makes it look most upright (lowest rotation score) is found, every
+nuisance), so on a film lying on its side their scores are less reliable (docs/decisions/0004).
+When the rotation detector flags a film, the quarter turn that makes it look most upright (lowest rotation score) is found, every
 other detector scores the film turned that way, and the turn is reported, so a rotated film can
 be turned back instead of dropped. The model inputs are square, so turning the preprocessed
 input is the same as turning the film before preprocessing.

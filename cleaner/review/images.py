@@ -1,0 +1,60 @@
+"""The image work of a review page, in worker processes: each flagged file read once, its thumbnail written,
+and the model inputs its detectors need returned for the overlays."""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+from PIL import Image
+
+from cleaner.io.images import read_or_error
+from cleaner.io.preprocess import InputSpec, preprocess_all
+
+#: longest side of a page thumbnail / overlay, pixels
+THUMB_SIZE = 256
+#: longest side of the PNG written for a flagged file that has no viewable review copy (TIFF, DICOM gone)
+FULL_SIZE = 2048
+
+
+def asset_id(rel_path: str) -> str:
+    """A stable, file-name-safe id for an archive path (thumbnail and overlay file names)."""
+    return hashlib.sha1(rel_path.encode("utf-8")).hexdigest()[:16]
+
+
+def to_uint8(pixels: np.ndarray) -> np.ndarray:
+    return (np.clip(pixels, 0, 1) * 255).round().astype(np.uint8)
+
+
+def thumb_array(pixels: np.ndarray, size: int) -> np.ndarray:
+    """``pixels`` shrunk so that the longest side is at most ``size`` (never enlarged), aspect kept."""
+    im = Image.fromarray(np.ascontiguousarray(pixels, dtype=np.float32))
+    h, w = pixels.shape
+    scale = size / max(h, w)
+    if scale < 1:
+        im = im.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR)
+    return np.clip(np.asarray(im, dtype=np.float32), 0, 1)
+
+
+def prepare_image(task: tuple) -> dict:
+    """Read one flagged image once: write its thumbnail (and a full-size PNG when no review copy
+    can be linked) and return the thumbnail plus the model inputs its detectors need. Never raises."""
+    source, fallback, thumb_path, full_path, specs = task
+    pixels, error = None, None
+    for cand in (source, fallback):
+        if cand is None:
+            continue
+        loaded, error = read_or_error(cand)
+        if loaded is not None:
+            pixels = loaded.pixels
+            break
+    if pixels is None:
+        return {"ok": False, "error": error or "no readable copy"}
+    try:  # ordered_map's workers must not raise: a failure here is reported for this image only
+        thumb = thumb_array(pixels, THUMB_SIZE)
+        Image.fromarray(to_uint8(thumb)).save(thumb_path, quality=85)
+        if full_path is not None:
+            Image.fromarray(to_uint8(thumb_array(pixels, FULL_SIZE))).save(full_path)
+        inputs = dict(zip(specs, preprocess_all(pixels, [InputSpec.from_dict(spec) for spec in specs.values()])))
+    except Exception as exc:
+        return {"ok": False, "error": f"thumbnail or model input failed: {type(exc).__name__}: {exc}"}
+    return {"ok": True, "thumb": thumb, "inputs": inputs}

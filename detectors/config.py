@@ -1,0 +1,66 @@
+"""A training run's settings as one dataclass: what ``detectors.train`` and ``cxclean train-detector`` take, and
+what a bundle's ``detector.json`` records under ``train_config``."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from cleaner.io.errors import UserInputError
+from cleaner.io.settings import with_settings
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run besides the kind, the images and the output folder."""
+
+    #: the detector's name, the prefix of its scan columns (``<name>_score``); default: the kind
+    name: str | None = None
+    #: ``resnet50`` or ``compact`` (``backbones.BACKBONES``), and its weights: ``imagenet``, ``none`` or a file
+    backbone: str = "resnet50"
+    weights: str | None = "imagenet"
+    #: the square model input, pixels
+    image_size: int = 256
+    #: most epochs (early stopping on validation AUC), and epochs without a better one before stopping
+    epochs: int = 30
+    patience: int = 6
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    #: with pretrained weights: epochs training only the head before fine-tuning everything
+    head_epochs: int = 3
+    #: augmented copies of each training image per epoch
+    copies: int = 1
+    #: backbones trained on one split (seeds ``seed``, ``seed`` + 1, ...) whose log-odds are averaged
+    members: int = 1
+    #: share of images (by patient) held out for validation, and the validation precision the threshold keeps
+    val_fraction: float = 0.3
+    target_precision: float = 0.999
+    seed: int = 0
+    #: decoding processes
+    workers: int = 1
+    #: longest side training images are kept at in memory (default: twice the input size)
+    max_side: int | None = None
+    #: the reader of burned-in text (None: the kind's ``reads_glyphs``), its input size, patches, epochs, width
+    glyph_reader: bool | None = None
+    glyph_size: int = 512
+    glyph_patches: int = 40000
+    glyph_epochs: int = 5
+    glyph_width: float = 0.5
+
+    def __post_init__(self):
+        if self.name is not None and not self.name.replace("_", "").isalnum():
+            raise UserInputError(f"--name {self.name!r}: use letters, digits and underscores "
+                                 f"(it becomes the {self.name}_score column)")
+        if self.members < 1:
+            raise UserInputError(f"members must be at least 1, not {self.members}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise UserInputError(f"--val-fraction must be between 0 and 1, not {self.val_fraction}")
+        for key in ("image_size", "epochs", "batch_size", "copies", "workers", "glyph_size"):
+            if getattr(self, key) < 1:
+                raise UserInputError(f"{key.replace('_', '-')} must be at least 1, not {getattr(self, key)}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_kwargs(cls, config: "TrainConfig | None" = None, **settings) -> "TrainConfig":
+        """``config`` with ``settings`` (field names) replacing its values; unknown names are refused."""
+        return with_settings(cls, config, "training setting", **settings)

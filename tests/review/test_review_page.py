@@ -1,0 +1,173 @@
+"""``review build``: the page, its assets and contact sheets, built from a generated scan output."""
+import os
+import re
+import shutil
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from cleaner.cli import main
+from cleaner.review.build import build_review
+from cleaner.review.images import asset_id
+from cleaner.review.page import PAGE_SIZE
+from cleaner.scan.folder import ScanOutputError, load_scan_output, reason_folder
+from scan_output_builder import ImageSpec, build_scan_output, flagged_pairs, page_data, save_tiny_bundle
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("review")
+    bundle = save_tiny_bundle(tmp / "bundles" / "rotation", "rotation", size=64)
+    archive, out = build_scan_output(tmp, bundles={"rotation": bundle})
+    result = build_review(out, progress=False)
+    return out, result
+
+
+def test_reason_folder_names():
+    assert reason_folder("rotation") == "rotation"
+    assert reason_folder("age<10") == "age_under_10"
+    assert "/" not in reason_folder("a/b c") and reason_folder("a/b c")
+
+
+def test_page_has_every_flagged_image_once_per_reason(built):
+    out, result = built
+    data = page_data(result.page)
+    pairs = [(it["path"], sec["reason"]) for sec in data["sections"] for it in sec["items"]]
+    assert len(pairs) == len(set(pairs))
+    assert set(pairs) == flagged_pairs(out)
+    assert [s["reason"] for s in data["sections"]] == ["inversion", "rotation", "age<10"]
+    assert result.sections == {"inversion": 2, "rotation": 5, "age<10": 3}
+    assert result.images == 8  # p002_a is flagged for three reasons but read once
+
+
+def test_sections_sorted_by_score_with_threshold_age_and_view(built):
+    out, result = built
+    rot = next(s for s in page_data(result.page)["sections"] if s["reason"] == "rotation")
+    assert [it["score"] for it in rot["items"]] == [0.97, 0.93, 0.91, 0.75, 0.66]
+    assert rot["threshold"] == 0.6 and rot["detector"] == "rotation"
+    first = rot["items"][0]
+    assert (first["path"], first["age"], first["view"]) == ("siteA/p001_a.png", 45.0, "PA")
+    age = next(s for s in page_data(result.page)["sections"] if s["reason"] == "age<10")
+    assert [it["age"] for it in age["items"]] == [5.0, 8.0, 8.0]  # a rule: youngest first
+    assert age["threshold"] is None
+
+
+def test_assets_exist_and_links_are_relative(built):
+    out, result = built
+    review = out / "review"
+    for sec in page_data(result.page)["sections"]:
+        for it in sec["items"]:
+            assert (review / it["thumb"]).is_file()
+            with Image.open(review / it["thumb"]) as im:
+                assert max(im.size) <= 256
+            full = review / it["full"]
+            assert full.is_file(), it["full"]
+            assert it["full"].endswith(".png")  # DICOM copies are linked through their PNG preview
+            if sec["reason"] == "rotation":  # a bundle was given: every rotation image has an overlay
+                assert it["overlay"] and (review / it["overlay"]).is_file()
+            else:  # inversion's bundle is missing, age is a rule: no overlay
+                assert it["overlay"] is None
+    assert result.overlays == 5
+    assert any("inversion" in w and "not found" in w for w in result.warnings)
+
+
+def test_page_is_offline(built):
+    out, result = built
+    html = result.page.read_text()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
+    assert "<link" not in html and not re.search(r"<script[^>]+src=", html)
+    assert "http://" not in html and "https://" not in html
+
+
+def test_contact_sheets(built):
+    out, result = built
+    sheets = sorted(p.relative_to(out / "review").as_posix() for p in result.contact_sheets)
+    assert sheets == ["age_under_10/contact_sheet_1.png", "inversion/contact_sheet_1.png", "rotation/contact_sheet_1.png"]
+    with Image.open(out / "review" / "rotation" / "contact_sheet_1.png") as im:
+        assert im.size[0] == 6 * 200 and im.size[1] == 200 + 28  # one row of five tiles
+
+
+def test_many_images_are_paged_and_sheets_split(tmp_path):
+    specs = [ImageSpec(f"site{i % 3}/img{i:04d}.png", {"rotation": 0.5 + 0.5 * ((i * 37) % 450) / 450}, 40, "F", "PA", f"P{i}")
+             for i in range(450)]
+    _, out = build_scan_output(tmp_path, specs, thresholds={"rotation": 0.5}, film_size=32)
+    res = build_review(out, progress=False, saliency=False, workers=2)
+    data = page_data(res.page)
+    items = data["sections"][0]["items"]
+    assert data["page_size"] == PAGE_SIZE == 200 and len(items) == 450
+    scores = [it["score"] for it in items]
+    assert scores == sorted(scores, reverse=True)
+    assert len(res.contact_sheets) == 15  # 450 / 30
+    assert 'loading = \'lazy\'' in res.page.read_text()
+
+
+def test_unreadable_flagged_image_is_reported_not_fatal(tmp_path):
+    _, out = build_scan_output(tmp_path)
+    # the archive copy and the review copy of one flagged image go bad after the scan
+    (tmp_path / "archive" / "siteA" / "p003.png").write_bytes(b"garbage")
+    (out / "review" / "rotation" / "siteA" / "p003.png").unlink()
+    res = build_review(out, progress=False, saliency=False)
+    rot = next(s for s in page_data(res.page)["sections"] if s["reason"] == "rotation")
+    bad = next(it for it in rot["items"] if it["path"] == "siteA/p003.png")
+    assert bad["thumb"] is None and bad["error"]
+    assert any("siteA/p003.png" in w for w in res.warnings)
+    assert len(rot["items"]) == 5
+
+
+def test_rebuild_after_moving_files_to_keep(tmp_path):
+    _, out = build_scan_output(tmp_path)
+    keep = out / "review" / "rotation" / "_keep"
+    keep.mkdir()
+    shutil.move(out / "review" / "rotation" / "siteA" / "p001_a.png", keep / "p001_a.png")
+    res = build_review(out, progress=False, saliency=False)
+    rot = next(s for s in page_data(res.page)["sections"] if s["reason"] == "rotation")
+    it = next(i for i in rot["items"] if i["path"] == "siteA/p001_a.png")
+    assert (out / "review" / it["full"]).is_file()
+    assert (out / "review" / "_thumbs" / f"{asset_id('siteA/p001_a.png')}.jpg").is_file()
+
+
+def test_bad_scan_output_is_named(tmp_path):
+    with pytest.raises(ScanOutputError, match="summary.json"):
+        load_scan_output(tmp_path)
+    _, out = build_scan_output(tmp_path)
+    (out / "exclusions.csv").write_text("path,score\nx,1\n")
+    with pytest.raises(ScanOutputError, match="exclusions.csv.*reasons"):
+        load_scan_output(out)
+    r = CliRunner().invoke(main, ["review", "build", str(out)])
+    assert r.exit_code == 2 and "exclusions.csv" in r.output
+
+
+def test_cli_build_and_help(tmp_path):
+    _, out = build_scan_output(tmp_path)
+    r = CliRunner().invoke(main, ["review", "build", str(out), "--no-saliency"])
+    assert r.exit_code == 0, r.output
+    assert "8 flagged image(s)" in r.output and (out / "review" / "index.html").is_file()
+    for args in (["review", "--help"], ["review", "build", "--help"], ["review", "apply", "--help"], ["report", "--help"]):
+        h = CliRunner().invoke(main, args)
+        assert h.exit_code == 0 and "Examples:" in h.output
+
+
+def test_scan_with_nothing_flagged(tmp_path):
+    specs = [ImageSpec("a/x.png", {"rotation": 0.1}, 40, "F", "PA", "P1")]
+    _, out = build_scan_output(tmp_path, specs, thresholds={"rotation": 0.5})
+    res = build_review(out, progress=False)
+    assert res.sections == {} and res.images == 0 and res.contact_sheets == []
+    assert "nothing was flagged" in res.page.read_text()
+
+
+def test_no_overlays_from_a_different_detector_version(tmp_path):
+    """Overlays must come from the detector that flagged the image: a bundle that changed since the
+    scan (another version) is not used."""
+    import pandas as pd
+
+    bundle = save_tiny_bundle(tmp_path / "bundles" / "rotation", "rotation", size=32)
+    _, out = build_scan_output(tmp_path, bundles={"rotation": bundle})
+    det = pd.read_csv(out / "detectors.csv", dtype=str, keep_default_na=False)
+    det.loc[det["name"] == "rotation", "version"] = "rotation-0123456789ab"
+    det.to_csv(out / "detectors.csv", index=False)
+    res = build_review(out, progress=False, contact_sheets=False)
+    assert res.overlays == 0
+    assert any("the scan used rotation-0123456789ab" in w for w in res.warnings)
