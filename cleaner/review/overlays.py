@@ -1,18 +1,21 @@
 """Saliency overlays for the review page: why each detector flagged each film, drawn on its thumbnail.
 
-The detectors are the bundles the scan used (``detectors.csv``), loaded once; films are sent through
-them in batches per detector."""
+The detectors are the bundles the scan used (``detectors.csv``), loaded once, each with one compiled
+``detectors.saliency.Explainer``; films are sent through it in batches per detector as the workers deliver
+them. A glyph-reading detector's overlay also boxes the side markers its reader saw, each labelled with
+what it says (an R on the image's left: upright)."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from cleaner.scan.folder import OVERLAYS_DIR, ScanOutput, reason_folder
 
-#: films per saliency batch
-BATCH = 32
+#: colours of a side marker's box: it says the film is mirrored / upright
+MARK_COLOURS = {"mirrored": (255, 70, 70), "upright": (70, 225, 110)}
 
 
 def load_detectors(scan: ScanOutput, reasons: list[str], warn) -> dict:
@@ -41,19 +44,33 @@ def load_detectors(scan: ScanOutput, reasons: list[str], warn) -> dict:
     return loaded
 
 
-class OverlayWriter:
-    """Collects (film, detector) pairs and writes their overlays a batch at a time; ``images[rel]`` gets the
-    overlay's link and the method used per reason."""
+def overlay_link(reason: str, aid: str) -> str:
+    return f"{OVERLAYS_DIR}/{reason_folder(reason)}/{aid}.jpg"
 
-    def __init__(self, detectors: dict, review: Path, images: dict, method: str, warn):
+
+class OverlayWriter:
+    """Collects (film, detector) pairs and writes their overlays a compiled batch at a time; ``images[rel]``
+    gets the overlay's link and the method used per reason. ``seconds`` is the time spent here."""
+
+    def __init__(self, detectors: dict, review: Path, images: dict, method: str, warn, bar=None):
         self.detectors, self.review, self.images, self.method, self.warn = detectors, review, images, method, warn
+        self.bar = bar
         self.pending: dict[str, list] = {r: [] for r in detectors}
+        self.explainers: dict = {}
         self.written = 0
+        self.seconds = 0.0
+
+    def explainer(self, reason: str):
+        from detectors.saliency import Explainer
+
+        if reason not in self.explainers:
+            self.explainers[reason] = Explainer(self.detectors[reason].model, self.method)
+        return self.explainers[reason]
 
     def add(self, reason: str, rel: str, x: np.ndarray, thumb: np.ndarray, turn: int) -> None:
         """``x`` is the model input as the scan scored it (turned ``turn`` quarter turns); ``thumb`` the film as it lies."""
         self.pending[reason].append((rel, x, thumb, turn))
-        if len(self.pending[reason]) >= BATCH:
+        if len(self.pending[reason]) >= max(8, self.explainer(reason).batch_size(*x.shape[:2])):
             self.flush(reason)
 
     def flush_all(self) -> None:
@@ -61,23 +78,60 @@ class OverlayWriter:
             self.flush(reason)
 
     def flush(self, reason: str) -> None:
-        from detectors.saliency import detector_saliency, overlay
-
         batch, self.pending[reason] = self.pending[reason], []
         if not batch:
             return
+        started = time.perf_counter()
         try:
-            result = detector_saliency(self.detectors[reason], np.stack([b[1] for b in batch]), method=self.method)
+            self._write(reason, batch)
+        finally:
+            self.seconds += time.perf_counter() - started
+            if self.bar is not None:
+                self.bar.update(len(batch))
+
+    def _write(self, reason: str, batch: list) -> None:
+        from detectors.saliency import overlay
+
+        try:
+            explainer = self.explainer(reason)
+            result = explainer.explain(np.stack([b[1] for b in batch]))
         except Exception as exc:
-            self.warn(f"saliency failed for {reason} on {len(batch)} image(s): {exc}")
+            self.warn(f"saliency failed for {reason} on {len(batch)} image(s): {type(exc).__name__}: {exc}")
             return
         folder = self.review / OVERLAYS_DIR / reason_folder(reason)
         folder.mkdir(parents=True, exist_ok=True)
+        size = batch[0][1].shape[0]
         for i, ((rel, _x, thumb, k), heat) in enumerate(zip(batch, result.maps)):
             heat = np.rot90(heat, -k) if k else heat  # back onto the film as the thumbnail shows it
             entry = self.images[rel]
-            Image.fromarray(overlay(thumb, heat)).save(folder / f"{entry['id']}.jpg", quality=85)
-            entry.setdefault("overlays", {})[reason] = f"{OVERLAYS_DIR}/{reason_folder(reason)}/{entry['id']}.jpg"
-            method = "occlusion" if i in result.occlusion_fallback else result.method
+            picture = Image.fromarray(overlay(thumb, heat))
+            if result.marks is not None:
+                draw_marks(picture, [m.turned_back(k) for m in result.marks[i]], size)
+            link = overlay_link(reason, entry["id"])
+            picture.save(self.review / link, quality=85)
+            method = result.image_method(i)
+            entry.setdefault("overlays", {})[reason] = link
             entry.setdefault("saliency_method", {})[reason] = method
+            entry.setdefault("fresh_overlays", {})[reason] = {"file": link, "method": method, "layer": result.layer}
             self.written += 1
+
+
+def draw_marks(picture: Image.Image, marks: list, input_size: int) -> None:
+    """Box each side marker on ``picture`` (the film as it lies) where the reader saw it, labelled with the
+    letter read and what it says; the box is the reader's patch (``glyphs.PATCH`` px of the model input)."""
+    from detectors.glyph_saliency import PATCH
+
+    draw = ImageDraw.Draw(picture)
+    font = ImageFont.load_default()
+    w, h = picture.size
+    half = max(4, round(PATCH / input_size * max(w, h) / 2))
+    for m in marks:
+        cx, cy = m.x * w, m.y * h
+        colour = MARK_COLOURS.get(m.says, (255, 255, 255))
+        draw.rectangle([cx - half, cy - half, cx + half, cy + half], outline=colour, width=2)
+        label = f"{m.letter}: {m.says}"
+        left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
+        tx = min(max(0, cx - (right - left) / 2), w - (right - left) - 2)
+        ty = cy + half + 2 if cy + half + (bottom - top) + 4 < h else cy - half - (bottom - top) - 4
+        draw.rectangle([tx - 1, ty - 1, tx + right - left + 1, ty + bottom - top + 2], fill=(0, 0, 0))
+        draw.text((tx - left, ty - top), label, fill=colour, font=font)
