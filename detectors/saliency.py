@@ -27,7 +27,7 @@ from .glyph_saliency import MAPS_LAYER, read_marks
 from .graph_taps import CONV_CLASS_NAMES, contains_layer, find_path, is_conv, run_with_taps  # noqa: F401
 
 METHODS = ("auto", "gradcam", "occlusion")
-#: input pixels per compiled batch: 32 films at 128 px, 4 at 512 px (bounded memory for large inputs)
+#: input pixels per compiled batch: 32 films at 128 px, 2 at 512 px (memory stays bounded for large inputs)
 BATCH_PIXELS = 32 * 128 * 128
 
 
@@ -78,6 +78,11 @@ def _logit_output(model):
             last.activation = act
 
 
+def compiled_batch(height: int, width: int) -> int:
+    """Films per compiled call for inputs of this size: the fixed batch shape (the last batch is padded to it)."""
+    return int(max(1, min(32, BATCH_PIXELS // max(1, height * width))))
+
+
 class Explainer:
     """Saliency for one model, compiled once and reused for every batch (``explain``).
 
@@ -104,8 +109,7 @@ class Explainer:
         self._compiled: dict = {}
 
     def batch_size(self, height: int, width: int) -> int:
-        """Films per compiled call: the fixed batch shape (the last batch is padded to it)."""
-        return int(max(1, min(32, BATCH_PIXELS // max(1, height * width))))
+        return compiled_batch(height, width)
 
     def explain(self, batch: np.ndarray) -> SaliencyResult:
         """Maps (and, for a glyph reader, marks) for a batch already preprocessed for the model (N, H, W, 1)."""
@@ -160,7 +164,7 @@ class Explainer:
 
 def _compile_tf(model, shape: tuple, taps: dict, what: str):
     """The pass as a ``tf.function`` of a fixed input shape: traced once, then run as a graph (eager Keras
-    calls cost up to 10x more on a CPU)."""
+    calls are several times slower on a CPU)."""
     import tensorflow as tf
 
     @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)])

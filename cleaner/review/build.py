@@ -24,13 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from cleaner.io.parallel import bounded_ordered_map, default_workers
+from cleaner.io.parallel import bounded_ordered_map, default_workers, ordered_map
 from cleaner.review.images import asset_id, prepare_image
 from cleaner.review.manifest import (ASSET_DIRS, file_signature, load_manifest, remove_orphans, reusable,
                                      reusable_overlay, save_manifest)
 from cleaner.review.overlays import OverlayWriter, load_detectors
 from cleaner.review.page import render_page, section
-from cleaner.review.sheets import write_contact_sheets
+from cleaner.review.sheets import draw_sheet, plan_contact_sheets
 from cleaner.scan.folder import (FULL_DIR, REVIEW_PAGE, THUMBS_DIR, ScanOutput, atomic_write_text, find_review_copy,
                                  load_scan_output, reason_folder)
 from cleaner.scan.orientation import TURN_COLUMN, quarter_turns
@@ -67,7 +67,9 @@ def build_review(scan_out: str | os.PathLike, workers: int | None = None, salien
         print(f"warning: {msg}", file=sys.stderr)
 
     reasons = scan.reasons()
+    t_load = time.perf_counter()
     detectors = load_detectors(scan, reasons, warn) if saliency else {}
+    t_load = time.perf_counter() - t_load  # loading the bundles is charged to the overlays stage
     images = flagged_images(scan, reasons)
     manifest = {"images": {}, "sheets": {}} if rebuild else load_manifest(review)
     todo = plan_images(scan, images, detectors, review, saliency_method, manifest["images"], warn)
@@ -77,9 +79,9 @@ def build_review(scan_out: str | os.PathLike, workers: int | None = None, salien
     _record_overlays(images, detectors, saliency_method)
     t2 = time.perf_counter()
     page, sections, sheets = _write_page(scan, reasons, images, review, manifest["sheets"], contact_sheets, notes,
-                                         progress)
+                                         progress, workers or default_workers())
     t3 = time.perf_counter()
-    stages = {"images": t2 - t1 - overlays.seconds + (t1 - t0), "overlays": overlays.seconds, "page": t3 - t2}
+    stages = {"images": (t2 - t0) - overlays.seconds - t_load, "overlays": overlays.seconds + t_load, "page": t3 - t2}
     n_overlays = sum(len(e.get("overlays", {})) for e in images.values())
     return BuildResult(page, {s["reason"]: len(s["items"]) for s in sections}, len(images), n_overlays, sheets,
                        notes, t3 - t0, stages, len(todo), overlays.written)
@@ -189,25 +191,29 @@ def _record_overlays(images: dict, detectors: dict, method: str) -> None:
 
 
 def _write_page(scan: ScanOutput, reasons: list, images: dict, review: Path, old_sheets: dict, contact_sheets: bool,
-                notes: list, progress: bool):
-    """The page stage: sections, contact sheets (those whose tiles changed), index.html, the build record,
-    and the removal of assets no flagged film uses."""
+                notes: list, progress: bool, workers: int):
+    """The page stage: sections, contact sheets (those whose tiles changed, drawn in worker processes),
+    index.html, the build record, and the removal of assets no flagged film uses."""
     from tqdm import tqdm
 
     bar = tqdm(total=len(reasons) + 1, desc="page", unit="step", disable=not progress, file=sys.stderr, position=2)
     scores_by_path = {r["path"]: r for r in scan.scores.to_dict("records")}
-    sections, sheets, sheet_record = [], [], {}
+    sections, sheet_record, jobs = [], {}, []
     for reason in reasons:
         sec = section(scan, reason, images, review, scores_by_path)
         sections.append(sec)
         if contact_sheets:
-            made = write_contact_sheets(review, reason, sec["items"], old_sheets)
-            sheets += list(made)
-            sheet_record.update({p.relative_to(review).as_posix(): sig for p, sig in made.items()})
+            record, todo = plan_contact_sheets(review, reason, sec["items"], old_sheets)
+            sheet_record.update(record)
+            jobs += todo
+        bar.update(1)
+    bar.total += len(jobs)
+    for _ in ordered_map(draw_sheet, jobs, workers=min(workers, len(jobs)), chunksize=1):
         bar.update(1)
     page = review / REVIEW_PAGE
     atomic_write_text(page, render_page(scan, sections, notes))
-    save_manifest(review, images, sheet_record if contact_sheets else old_sheets)
+    save_manifest(review, images, {p.relative_to(review).as_posix(): sig for p, sig in sheet_record.items()}
+                  if contact_sheets else old_sheets)
     used = set()
     for e in images.values():
         if e.get("asset"):
@@ -218,4 +224,4 @@ def _write_page(scan: ScanOutput, reasons: list, images: dict, review: Path, old
     remove_orphans(review, used)
     bar.update(1)
     bar.close()
-    return page, sections, sheets
+    return page, sections, list(sheet_record)

@@ -13,8 +13,8 @@ from cleaner.io.preprocess import InputSpec, preprocess_all
 #: longest side of a page thumbnail / overlay, pixels
 THUMB_SIZE = 256
 #: longest side of the preview written for a flagged file that has no viewable review copy (a --no-review
-#: scan, TIFF, DICOM gone), and its JPEG quality: a 2048 px PNG took 50 ms to write, a third of the whole
-#: work per film; the preview is for looking, the archive keeps the original
+#: scan, TIFF, DICOM gone), and its JPEG quality: a PNG of that size cost more to write than reading the film
+#: (benchmarks/review_build.py); the preview is for looking, the archive keeps the original
 FULL_SIZE, FULL_QUALITY = 2048, 92
 
 
@@ -28,12 +28,15 @@ def to_uint8(pixels: np.ndarray) -> np.ndarray:
 
 
 def thumb_array(pixels: np.ndarray, size: int) -> np.ndarray:
-    """``pixels`` shrunk so that the longest side is at most ``size`` (never enlarged), aspect kept."""
+    """``pixels`` shrunk so that the longest side is at most ``size`` (never enlarged), aspect kept. For
+    looking at only (model inputs go through ``preprocess``): a box reduction first (``reducing_gap``)
+    makes a large shrink cheaper, visually the same."""
     im = Image.fromarray(np.ascontiguousarray(pixels, dtype=np.float32))
     h, w = pixels.shape
     scale = size / max(h, w)
     if scale < 1:
-        im = im.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR)
+        im = im.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR,
+                       reducing_gap=2.0)
     return np.clip(np.asarray(im, dtype=np.float32), 0, 1)
 
 
@@ -53,10 +56,12 @@ def prepare_image(task: tuple) -> dict:
     if pixels is None:
         return {"ok": False, "error": error or "no readable copy"}
     try:  # ordered_map's workers must not raise: a failure here is reported for this image only
-        thumb = thumb_array(pixels, THUMB_SIZE)
-        Image.fromarray(to_uint8(thumb)).save(thumb_path, quality=85)
+        shown = pixels
         if full_path is not None:
-            Image.fromarray(to_uint8(thumb_array(pixels, FULL_SIZE))).save(full_path, quality=FULL_QUALITY)
+            shown = thumb_array(pixels, FULL_SIZE)  # the thumbnail is shrunk from it: cheaper than from the film
+            Image.fromarray(to_uint8(shown)).save(full_path, quality=FULL_QUALITY)
+        thumb = thumb_array(shown, THUMB_SIZE)
+        Image.fromarray(to_uint8(thumb)).save(thumb_path, quality=85)
         inputs = dict(zip(specs, preprocess_all(pixels, [InputSpec.from_dict(spec) for spec in specs.values()])))
     except Exception as exc:
         return {"ok": False, "error": f"thumbnail or model input failed: {type(exc).__name__}: {exc}"}

@@ -1,11 +1,12 @@
 """Saliency overlays for the review page: why each detector flagged each film, drawn on its thumbnail.
 
-The detectors are the bundles the scan used (``detectors.csv``), loaded once, each with one compiled
-``detectors.saliency.Explainer``; films are sent through it in batches per detector as the workers deliver
+The detectors are the bundles the scan used (``detectors.csv``), each model loaded when first needed, with
+one compiled ``detectors.saliency.Explainer``; films are sent through it in batches per detector as the workers deliver
 them. A glyph-reading detector's overlay also boxes the side markers its reader saw, each labelled with
 what it says (an R on the image's left: upright)."""
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -18,10 +19,34 @@ from cleaner.scan.folder import OVERLAYS_DIR, ScanOutput, reason_folder
 MARK_COLOURS = {"mirrored": (255, 70, 70), "upright": (70, 225, 110)}
 
 
+class BundleRef:
+    """A detector bundle as the review needs it: its record (``detector.json``) read now, its model loaded (and
+    its sha256 checked) only when a film needs an overlay, so a build with nothing new loads no model."""
+
+    def __init__(self, path: Path, info: dict):
+        self.path, self.info, self._model = path, info, None
+
+    @property
+    def version(self) -> str:
+        return self.info.get("version", "unversioned")
+
+    @property
+    def kind(self) -> str:
+        return self.info.get("kind", "")
+
+    @property
+    def model(self):
+        if self._model is None:
+            from detectors.bundle import load
+
+            self._model = load(self.path).model
+        return self._model
+
+
 def load_detectors(scan: ScanOutput, reasons: list[str], warn) -> dict:
-    """Detector bundles for the reasons that came from a detector: reason -> Detector. A bundle that is gone,
-    does not load or is not the version the scan used gets a warning and no overlays."""
-    from detectors.bundle import load
+    """Detector bundles for the reasons that came from a detector: reason -> BundleRef. A bundle that is gone,
+    cannot be read or is not the version the scan used gets a warning and no overlays."""
+    from detectors.bundle import INFO_FILE
 
     loaded = {}
     for reason in reasons:
@@ -29,18 +54,22 @@ def load_detectors(scan: ScanOutput, reasons: list[str], warn) -> dict:
         if row is None:
             continue
         bundle = Path(row.get("bundle_path") or "")
-        if not row.get("bundle_path") or not bundle.exists():
+        if not row.get("bundle_path") or not (bundle / INFO_FILE).is_file():
             warn(f"no saliency overlays for {reason}: bundle {bundle} not found")
             continue
         try:
-            det = load(bundle)
-        except Exception as exc:
-            warn(f"no saliency overlays for {reason}: bundle {bundle} does not load ({exc})")
+            info = json.loads((bundle / INFO_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            warn(f"no saliency overlays for {reason}: {bundle / INFO_FILE} cannot be read ({exc})")
             continue
-        if row.get("version") and det.version != row["version"]:
-            warn(f"no saliency overlays for {reason}: bundle {bundle} is {det.version}, the scan used {row['version']}")
+        if not isinstance(info, dict) or not isinstance(info.get("input"), dict):
+            warn(f"no saliency overlays for {reason}: {bundle / INFO_FILE} has no input spec")
             continue
-        loaded[reason] = det
+        ref = BundleRef(bundle, info)
+        if row.get("version") and ref.version != row["version"]:
+            warn(f"no saliency overlays for {reason}: bundle {bundle} is {ref.version}, the scan used {row['version']}")
+            continue
+        loaded[reason] = ref
     return loaded
 
 
@@ -57,20 +86,16 @@ class OverlayWriter:
         self.bar = bar
         self.pending: dict[str, list] = {r: [] for r in detectors}
         self.explainers: dict = {}
+        self.failed: set = set()
         self.written = 0
         self.seconds = 0.0
 
-    def explainer(self, reason: str):
-        from detectors.saliency import Explainer
-
-        if reason not in self.explainers:
-            self.explainers[reason] = Explainer(self.detectors[reason].model, self.method)
-        return self.explainers[reason]
-
     def add(self, reason: str, rel: str, x: np.ndarray, thumb: np.ndarray, turn: int) -> None:
         """``x`` is the model input as the scan scored it (turned ``turn`` quarter turns); ``thumb`` the film as it lies."""
+        from detectors.saliency import compiled_batch
+
         self.pending[reason].append((rel, x, thumb, turn))
-        if len(self.pending[reason]) >= max(8, self.explainer(reason).batch_size(*x.shape[:2])):
+        if len(self.pending[reason]) >= max(8, compiled_batch(*x.shape[:2])):
             self.flush(reason)
 
     def flush_all(self) -> None:
@@ -89,14 +114,30 @@ class OverlayWriter:
             if self.bar is not None:
                 self.bar.update(len(batch))
 
+    def _explain(self, reason: str, batch: list):
+        """The batch's saliency, or None (warned once per detector whose model cannot be used)."""
+        from detectors.saliency import Explainer
+
+        if reason in self.failed:
+            return None
+        try:
+            if reason not in self.explainers:
+                self.explainers[reason] = Explainer(self.detectors[reason].model, self.method)
+        except Exception as exc:
+            self.failed.add(reason)
+            self.warn(f"no saliency overlays for {reason}: {type(exc).__name__}: {exc}")
+            return None
+        try:
+            return self.explainers[reason].explain(np.stack([b[1] for b in batch]))
+        except Exception as exc:
+            self.warn(f"saliency failed for {reason} on {len(batch)} image(s): {type(exc).__name__}: {exc}")
+            return None
+
     def _write(self, reason: str, batch: list) -> None:
         from detectors.saliency import overlay
 
-        try:
-            explainer = self.explainer(reason)
-            result = explainer.explain(np.stack([b[1] for b in batch]))
-        except Exception as exc:
-            self.warn(f"saliency failed for {reason} on {len(batch)} image(s): {type(exc).__name__}: {exc}")
+        result = self._explain(reason, batch)
+        if result is None:
             return
         folder = self.review / OVERLAYS_DIR / reason_folder(reason)
         folder.mkdir(parents=True, exist_ok=True)

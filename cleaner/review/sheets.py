@@ -17,26 +17,34 @@ CAPTION = 28
 SHEET_PNG_LEVEL = 1
 
 
-def write_contact_sheets(review: Path, reason: str, items: list[dict], previous: dict | None = None) -> dict:
-    """``review/<reason-folder>/contact_sheet_N.png``: 6 x 5 tiles per sheet, in page order, each
-    captioned with its file name and score. A sheet whose tiles are those recorded in ``previous``
-    (path relative to ``review`` -> signature) is left as it is. Returns {sheet path: signature}."""
+def plan_contact_sheets(review: Path, reason: str, items: list[dict], previous: dict | None = None):
+    """``review/<reason-folder>/contact_sheet_N.png``: 6 x 5 tiles per sheet, in page order. Returns
+    ({sheet path: signature}, the sheets to draw as ``draw_sheet`` jobs): a sheet whose tiles are those recorded
+    in ``previous`` (path relative to ``review`` -> signature) is left as it is; sheets beyond the last go."""
     folder = review / reason_folder(reason)
     folder.mkdir(parents=True, exist_ok=True)
     per_sheet = SHEET_COLS * SHEET_ROWS
     previous = previous or {}
-    out = {}
+    record, jobs = {}, []
     for n, start in enumerate(range(0, len(items), per_sheet), start=1):
         path = folder / f"contact_sheet_{n}.png"
         chunk = items[start : start + per_sheet]
         sig = _signature(review, chunk, start)
         if not (path.is_file() and previous.get(path.relative_to(review).as_posix()) == sig):
-            _sheet(review, chunk, start).save(path, compress_level=SHEET_PNG_LEVEL)
-        out[path] = sig
+            jobs.append((str(review), [{k: it.get(k) for k in ("thumb", "path", "score", "age")} for it in chunk],
+                         start, str(path)))
+        record[path] = sig
     for old in folder.glob("contact_sheet_*.png"):
-        if old not in out:
+        if old not in record:
             old.unlink()
-    return out
+    return record, jobs
+
+
+def draw_sheet(job: tuple) -> str:
+    """Draw one contact sheet (in a worker process): each tile captioned with its file name and score."""
+    review, chunk, start, path = job
+    _sheet(Path(review), chunk, start).save(path, compress_level=SHEET_PNG_LEVEL)
+    return path
 
 
 def _signature(review: Path, chunk: list[dict], start: int) -> str:

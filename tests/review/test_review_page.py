@@ -278,3 +278,14 @@ def test_every_flagged_pair_gets_an_overlay_from_the_default_detectors(tmp_path)
     for (path, reason), it in pairs.items():
         assert it["overlay"] and (out / "review" / it["overlay"]).is_file(), (path, reason)
         assert it["saliency"] == ("gradcam+markers" if reason == "flip" else "gradcam") or it["saliency"] == "gradient"
+
+
+def test_a_corrupt_model_gives_one_warning_and_the_page_without_its_overlays(tmp_path):
+    bundle = save_tiny_bundle(tmp_path / "bundles" / "rotation", "rotation", size=32)
+    _, out = build_scan_output(tmp_path, bundles={"rotation": bundle})
+    (bundle / "model.keras").write_bytes(b"not a model any more")
+    res = build_review(out, progress=False, contact_sheets=False, workers=1)
+    assert res.overlays == 0 and res.images == 8
+    assert len([w for w in res.warnings if "rotation" in w and "sha256" in w]) == 1  # once, not per batch
+    rot = next(s for s in page_data(res.page)["sections"] if s["reason"] == "rotation")
+    assert all(it["thumb"] and it["overlay"] is None for it in rot["items"])
