@@ -91,7 +91,7 @@ def flagged_images(scan: ScanOutput, reasons: list[str]) -> dict[str, dict]:
     """One entry per flagged image (an image flagged for two reasons is read once): its reasons and row."""
     images: dict[str, dict] = {}
     for reason in reasons:
-        for _, row in scan.flagged(reason).iterrows():
+        for row in scan.flagged(reason).to_dict("records"):
             entry = images.setdefault(row["path"], {"reasons": [], "row": row, "id": asset_id(row["path"])})
             entry["reasons"].append(reason)
     return images

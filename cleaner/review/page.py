@@ -26,7 +26,7 @@ def section(scan: ScanOutput, reason: str, images: dict, review: Path, scores_by
     det = scan.detector_for(reason)
     folder = reason_folder(reason)
     items = []
-    for _, row in scan.flagged(reason).iterrows():
+    for row in scan.flagged(reason).to_dict("records"):
         rel = row["path"]
         entry = images[rel]
         full_row = entry["row"]
