@@ -14,7 +14,7 @@ Where an image's Grad-CAM is empty (no positive evidence reaches the conv layer)
 marker, the map is the input's gradient times the input. Occlusion sensitivity (one forward pass per patch
 position: tens of passes per image) is used only when asked for, or for a model without a convolution.
 
-Maps are float32 arrays in [0, 1] with the model input's height and width.
+Maps are float32 arrays in [0, 1] with the model input's height and width (docs/decisions/0006).
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ go on reading), *page* (contact sheets and ``review/index.html``, a single offli
 
 The build is incremental (``manifest.py``): what the last build prepared is reused while the film, the
 detector and the saliency method are unchanged, so re-running after a ``--resume``d or extended scan
-prepares only the new flagged films.
+prepares only the new flagged films (docs/decisions/0006).
 
 Decisions made on the page are exported as ``decisions.csv`` (``path,reason,decision`` where decision
 is ``keep`` = false positive, or ``exclude`` = confirmed); ``cxclean review apply`` reads them back
