@@ -16,6 +16,9 @@ import numpy as np
 from .glyphs import CHANNELS, MAPS_LAYER, PATCH  # noqa: F401  (MAPS_LAYER: the layer the maps are read from)
 
 MARKER_CHANNELS = {"L": CHANNELS.index("marker_L"), "R": CHANNELS.index("marker_R")}
+#: marks whose logit is below this are not shown: they add less than this to the film's log-odds, and on most
+#: films some cell of the anatomy reads faintly as a letter
+MIN_LOGIT = 1.0
 
 
 @dataclass(frozen=True)
@@ -38,11 +41,12 @@ class Mark:
         return Mark(self.letter, y, x, self.logit, self.says)
 
 
-def read_marks(maps: np.ndarray) -> list[list[Mark]]:
+def read_marks(maps: np.ndarray, min_logit: float = MIN_LOGIT) -> list[list[Mark]]:
     """Per image of ``maps`` (N, h, w, 4 channels), the markers that count in its score: for each letter and
-    each half of the film, the strongest position when its logit is above 0. An L on the image's left or an
-    R on its right says "mirrored" (a frontal film shows the patient's left on the viewer's right); the
-    middle column of an odd width is on neither side, as in the score."""
+    each half of the film, the strongest position, when its logit is at least ``min_logit`` (the score counts
+    every logit above 0). An L on the image's left or an R on its right says "mirrored" (a frontal film shows
+    the patient's left on the viewer's right); the middle column of an odd width is on neither side, as in the
+    score."""
     maps = np.asarray(maps, dtype=np.float32)
     n, h, w = maps.shape[:3]
     half = w // 2
@@ -52,7 +56,7 @@ def read_marks(maps: np.ndarray) -> list[list[Mark]]:
         for letter, channel in MARKER_CHANNELS.items():
             for side, cols in (("left", slice(0, half)), ("right", slice(w - half, w))):
                 region = maps[i, :, cols, channel]
-                if region.size == 0 or region.max() <= 0:
+                if region.size == 0 or region.max() < max(min_logit, 1e-6):
                     continue
                 r, c = np.unravel_index(int(np.argmax(region)), region.shape)
                 c += cols.start

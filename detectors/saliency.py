@@ -40,12 +40,16 @@ class SaliencyResult:
     marks: list | None = None  # per image, the side markers a glyph reader saw (glyph_saliency.Mark)
 
     def image_method(self, i: int) -> str:
-        """How image ``i``'s overlay was made, as the page names it."""
+        """How image ``i``'s overlay was made, as the page names it: ``gradcam``, ``gradient`` (its Grad-CAM was
+        empty), ``occlusion``; for a glyph reader ``gradcam+markers``, ``markers`` (markers read, Grad-CAM empty)
+        or ``gradcam+no-marker``."""
         if i in self.fallback:
             return "gradient"
-        if self.marks is not None and self.method == "gradcam":
-            return "gradcam+markers"
-        return self.method
+        if self.marks is None or self.method != "gradcam":
+            return self.method
+        if not self.marks[i]:
+            return "gradcam+no-marker"
+        return "gradcam+markers" if self.maps[i].any() else "markers"
 
 
 def find_last_conv(model) -> list | None:

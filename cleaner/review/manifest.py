@@ -15,7 +15,7 @@ from pathlib import Path
 from cleaner.scan.folder import FULL_DIR, OVERLAYS_DIR, REVIEW_ASSETS_FILE, THUMBS_DIR, atomic_write_text
 
 #: bumped whenever what a thumbnail or overlay looks like changes, so that old ones are made again
-ASSET_FORMAT = 2
+ASSET_FORMAT = 3
 ASSET_DIRS = (THUMBS_DIR, OVERLAYS_DIR, FULL_DIR)
 
 

@@ -159,7 +159,8 @@ class OverlayWriter:
 
 def draw_marks(picture: Image.Image, marks: list, input_size: int) -> None:
     """Box each side marker on ``picture`` (the film as it lies) where the reader saw it, labelled with the
-    letter read and what it says; the box is the reader's patch (``glyphs.PATCH`` px of the model input)."""
+    letter read, what it says and its logit (what it adds to the film's log-odds, up to the clip); the box is
+    the reader's patch (``glyphs.PATCH`` px of the model input)."""
     from detectors.glyph_saliency import PATCH
 
     draw = ImageDraw.Draw(picture)
@@ -170,7 +171,7 @@ def draw_marks(picture: Image.Image, marks: list, input_size: int) -> None:
         cx, cy = m.x * w, m.y * h
         colour = MARK_COLOURS.get(m.says, (255, 255, 255))
         draw.rectangle([cx - half, cy - half, cx + half, cy + half], outline=colour, width=2)
-        label = f"{m.letter}: {m.says}"
+        label = f"{m.letter}: {m.says} {m.logit:.1f}"
         left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
         tx = min(max(0, cx - (right - left) / 2), w - (right - left) - 2)
         ty = cy + half + 2 if cy + half + (bottom - top) + 4 < h else cy - half - (bottom - top) - 4

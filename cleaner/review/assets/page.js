@@ -36,7 +36,8 @@ function decision(c){
   return state.reviewed[c.sec.reason] ? 'exclude' : 'undecided';
 }
 function imgSrc(c){ return href((overlayBox.checked && c.it.overlay) ? c.it.overlay : c.it.thumb); }
-const METHODS = {'gradcam': 'Grad-CAM', 'gradcam+markers': 'Grad-CAM + side markers read', 'gradient': 'input gradient',
+const METHODS = {'gradcam': 'Grad-CAM', 'gradcam+markers': 'Grad-CAM + side markers read', 'markers': 'side markers read',
+                 'gradcam+no-marker': 'Grad-CAM; no side marker read', 'gradient': 'input gradient',
                  'occlusion': 'occlusion sensitivity'};
 
 function card(c, n){
