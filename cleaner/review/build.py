@@ -127,17 +127,20 @@ def plan_images(scan: ScanOutput, images: dict, detectors: dict, review: Path, m
         source = file_signature(src, copy)
         old = cached.get(rel)
         base_ok = reusable(old, source, review, full is not None)
-        kept, stale = {}, []
+        kept, carried, stale = {}, {}, []
         for reason in entry["reasons"]:
-            if reason in detectors:
-                ov = reusable_overlay((old.get("overlays") or {}).get(reason) if base_ok else None,
-                                      detectors[reason].version, method, scored_turn(entry, detectors[reason]), review)
-                if ov:
-                    kept[reason] = ov
-                else:
-                    stale.append(reason)
+            old_ov = (old.get("overlays") or {}).get(reason) if base_ok else None
+            if reason not in detectors:  # --no-saliency, or its bundle is gone: kept for a later build, not shown
+                if old_ov:
+                    carried[reason] = old_ov
+                continue
+            ov = reusable_overlay(old_ov, detectors[reason].version, method, scored_turn(entry, detectors[reason]), review)
+            if ov:
+                kept[reason] = ov
+            else:
+                stale.append(reason)
         entry["asset"] = {"id": aid, "source": source, "thumb": f"{THUMBS_DIR}/{aid}.jpg", "full": full,
-                          "overlays": kept}
+                          "overlays": {**carried, **kept}}
         entry["overlays"] = {r: ov["file"] for r, ov in kept.items()}
         entry["saliency_method"] = {r: ov["method"] for r, ov in kept.items()}
         if base_ok:

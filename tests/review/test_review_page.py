@@ -199,6 +199,10 @@ def test_second_build_prepares_only_new_flagged_films(tmp_path):
     assert len(items) == 12 and all((review / it["thumb"]).is_file() and (review / it["overlay"]).is_file()
                                     and (review / it["full"]).is_file() for it in items)
     assert build_review(out, progress=False, workers=1).prepared == 0
+    # a build without overlays shows none but keeps them for the next build with
+    bare = build_review(out, progress=False, workers=1, saliency=False)
+    assert bare.overlays == 0 and len(assets()) == 3 * 12
+    assert (build_review(out, progress=False, workers=1).prepared, len(assets())) == (0, 3 * 12)
     # another saliency method: every overlay again (films read again for their model inputs)
     occl = build_review(out, progress=False, workers=1, saliency_method="occlusion", contact_sheets=False)
     assert (occl.prepared, occl.overlays_made) == (12, 12)
