@@ -282,11 +282,6 @@ def saliency(model, batch: np.ndarray, method: str = "auto") -> SaliencyResult:
     return Explainer(model, method).explain(batch)
 
 
-def detector_saliency(detector, batch: np.ndarray, method: str = "auto") -> SaliencyResult:
-    """Saliency for a loaded ``detectors.bundle.Detector`` on a batch run through its ``preprocess``."""
-    return Explainer(detector.model, method).explain(batch)
-
-
 def overlay(grey: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.ndarray:
     """An RGB uint8 picture: the greyscale image with the heat map blended on in a 'jet' palette."""
     from matplotlib import colormaps
