@@ -107,7 +107,12 @@ def render_page(scan: ScanOutput, sections: list[dict], notes: list[str]) -> str
         f"<td>{esc(r.get('threshold_source', ''))}</td></tr>"
         for r in scan.detectors.to_dict("records")
     )
-    data = {"scan_id": f"{s.get('archive', '')}|{s.get('started', '')}", "page_size": PAGE_SIZE, "sections": sections}
+    versions = ",".join(sorted(str(v) for v in scan.detectors.get("version", [])))
+    # where the browser keeps the decisions: the same after a resumed or extended scan (whose start time is new),
+    # so a rebuilt page shows the decisions made on the last one; the scan-start key is read once, for pages
+    # built before
+    data = {"scan_id": f"{s.get('archive', '')}|{Path(scan.root).resolve()}|{versions}",
+            "legacy_id": f"{s.get('archive', '')}|{s.get('started', '')}", "page_size": PAGE_SIZE, "sections": sections}
     note_html = "".join(f"<li>{esc(n)}</li>" for n in notes)
     return Template(asset("page.html")).substitute(
         title=esc(f"cxclean review: {Path(str(s.get('archive', ''))).name}"), archive=esc(s.get("archive", "")),

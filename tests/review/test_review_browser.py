@@ -172,3 +172,25 @@ def test_full_image_links_are_url_encoded(tmp_path, browser):
             new Promise(ok => { const i = new Image(); i.onload = () => ok(i.naturalWidth); i.onerror = () => ok(0);
                                 i.src = a.href; })))""", await_promise=True)
         assert all(w > 0 for w in loaded), dict(zip(hrefs, loaded))
+
+
+def test_decisions_survive_a_rebuild_after_a_resumed_scan(tmp_path, browser):
+    """A resumed scan has a new start time; the rebuilt page still shows the decisions made on the last one."""
+    import json
+
+    _, out = build_scan_output(tmp_path, film_size=24)
+    build_review(out, progress=False, saliency=False, contact_sheets=False, workers=1)
+    page = (out / "review" / "index.html").as_uri()
+    browser.navigate(page)
+    browser.eval(f"{card('siteA/p003.png', 'rotation')}.querySelector('.keep-btn').click()")
+    summary = json.loads((out / "summary.json").read_text())
+    summary["started"], summary["resumed"] = "2099-01-01T00:00:00+00:00", True
+    (out / "summary.json").write_text(json.dumps(summary))
+    build_review(out, progress=False, saliency=False, contact_sheets=False, workers=1)
+    kept = f"{card('siteA/p003.png', 'rotation')}.classList.contains('keep')"
+    for _ in range(10):
+        browser.navigate(page)
+        if browser.eval(kept):
+            break
+        time.sleep(0.5)
+    assert browser.eval(kept) and browser.eval("document.getElementById('counts').textContent").startswith("1 kept")

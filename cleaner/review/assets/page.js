@@ -7,7 +7,9 @@ const DATA = JSON.parse(document.getElementById('review-data').textContent);
 const KEY = 'cxclean-review:' + DATA.scan_id;
 const $ = function(id){ return document.getElementById(id); };
 let state = {};
-try { state = JSON.parse(localStorage.getItem(KEY) || '{}') || {}; } catch (e) { state = {}; }
+try {
+  state = JSON.parse(localStorage.getItem(KEY) || localStorage.getItem('cxclean-review:' + DATA.legacy_id) || '{}') || {};
+} catch (e) { state = {}; }
 state.decisions = state.decisions || {}; state.reviewed = state.reviewed || {};
 if (state.keep) {  // pages built before decisions had two values kept only the ticks
   Object.keys(state.keep).forEach(function(k){ state.decisions[k] = 'keep'; });
