@@ -1,18 +1,28 @@
-"""Time to build the review page (thumbnails, Grad-CAM overlays, contact sheets, index.html).
+"""Time to build the review page, per flagged film and per stage, with and without saliency overlays; and the
+load time of a large page in headless Chromium.
 
 Usage (from the repository root):
   PYTHONPATH=$PWD python benchmarks/review_build.py SCAN_OUT [--workers 2]
-      times ``review build`` on an existing scan output (it rewrites SCAN_OUT/review/ assets)
-  PYTHONPATH=$PWD python benchmarks/review_build.py --synthetic 1000 [--film-size 512] [--input-size 256]
-      generates a scan output with N flagged images (tests/scan_output_builder.py) and a small conv
-      detector bundle, then times the build
+      builds SCAN_OUT's page three times (it rewrites SCAN_OUT/review/ assets): from scratch without saliency,
+      from scratch with saliency, then once more with nothing new (the incremental rebuild); prints seconds per
+      stage (images, overlays, page), per flagged film, the build / scan time ratio (the scan's time from
+      summary.json), and how many flagged (film, detector) pairs got an overlay
+  PYTHONPATH=$PWD python benchmarks/review_build.py --synthetic 200 [--film-size 512] [--input-size 256]
+      the same on a generated scan output with N flagged films and a small conv detector bundle
+  PYTHONPATH=$PWD python benchmarks/review_build.py --page-load 20000 [--repeat 3]
+      writes a page with N cards (tests/helpers/review_pages.py) and times it in headless Chromium: ms from
+      navigation start until the page is usable (its script done), median of the repeats
 
-Prints one block of figures: images, overlays, seconds, images per second, page size.
+Stages run side by side (workers read films while overlays are computed); each stage's figure is the wall time
+charged to it: overlays = time in saliency and drawing, images = the rest of the read loop, page = sheets, page
+file and the build record. The load average is printed: on a shared machine the figures are upper bounds.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -36,33 +46,85 @@ def synthetic_scan(tmp: Path, n: int, film_size: int, input_size: int) -> Path:
     return out
 
 
+def overlay_coverage(page: Path) -> tuple[int, int]:
+    """(flagged (film, detector) pairs with an overlay, all such pairs) on the page."""
+    from scan_output_builder import page_data
+
+    pairs = [it for sec in page_data(page)["sections"] if sec["detector"] for it in sec["items"]]
+    return sum(1 for it in pairs if it["overlay"]), len(pairs)
+
+
+def report_build(label: str, res, scan_seconds: float | None) -> None:
+    n = max(1, res.images)
+    stages = "  ".join(f"{k} {v:6.1f} s ({1000 * v / n:6.1f} ms/film)" for k, v in res.stage_seconds.items())
+    ratio = f"  = {res.seconds / scan_seconds:.2f} x the scan's {scan_seconds:.0f} s" if scan_seconds else ""
+    print(f"{label:<22} {res.seconds:7.1f} s ({1000 * res.seconds / n:6.1f} ms per flagged film){ratio}")
+    print(f"{'':<22} {stages}")
+    print(f"{'':<22} films read {res.prepared}, overlays made {res.overlays_made}, warnings {len(res.warnings)}")
+
+
+def bench_build(out: Path, workers: int, real_scan: bool = True) -> None:
+    from cleaner.review.build import build_review
+
+    summary = json.loads((out / "summary.json").read_text())
+    scan_seconds = summary.get("seconds") if real_scan else None  # a generated scan output took no scan
+    print(f"scan output      {out}")
+    print(f"scan             {summary.get('files')} files in {scan_seconds} s")
+    print(f"workers          {workers}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    plain = build_review(out, workers=workers, saliency=False, rebuild=True, progress=False)
+    print(f"flagged films    {plain.images} ({', '.join(f'{r}: {n}' for r, n in plain.sections.items())})")
+    report_build("without saliency", plain, scan_seconds)
+    full = build_review(out, workers=workers, saliency=True, rebuild=True, progress=False)
+    report_build("with saliency", full, scan_seconds)
+    done, pairs = overlay_coverage(full.page)
+    print(f"{'':<22} overlays on {done} of {pairs} flagged (film, detector) pairs")
+    again = build_review(out, workers=workers, saliency=True, progress=False)
+    report_build("again, nothing new", again, scan_seconds)
+    print(f"index.html       {full.page.stat().st_size / 1024:.0f} KiB; load average now {os.getloadavg()[0]:.1f}")
+
+
+def bench_page_load(n: int, repeat: int) -> None:
+    from chromium_cdp import Chromium, find_chromium
+    from review_pages import large_page
+
+    binary = find_chromium()
+    if binary is None:
+        sys.exit("chromium is not installed (apt-get install chromium)")
+    with tempfile.TemporaryDirectory() as tmp:
+        page = large_page(Path(tmp), n)
+        ready = []
+        for _ in range(repeat):
+            with Chromium(binary) as browser:  # a fresh browser each time: no cache
+                browser.navigate(page.as_uri(), timeout=120)
+                ready.append(browser.eval("window.cxcleanReady"))
+                cards = browser.eval("document.querySelectorAll('#grid .card').length")
+        print(f"page             {n} cards, {page.stat().st_size / 2**20:.1f} MiB, {cards} cards in the DOM")
+        print(f"usable after     {statistics.median(ready):.0f} ms (median of {repeat}: "
+              f"{', '.join(f'{r:.0f}' for r in ready)}); load average {os.getloadavg()[0]:.1f}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("scan_out", nargs="?")
     ap.add_argument("--synthetic", type=int, help="generate a scan output with this many flagged images")
     ap.add_argument("--film-size", type=int, default=512)
     ap.add_argument("--input-size", type=int, default=256)
-    ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--no-saliency", action="store_true")
+    ap.add_argument("--workers", type=int, default=None, help="default: all cores")
+    ap.add_argument("--page-load", type=int, metavar="N", help="time a page of N cards in headless Chromium")
+    ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args(argv)
-    if not args.scan_out and not args.synthetic:
-        ap.error("give SCAN_OUT or --synthetic N")
-    from cleaner.review.build import build_review
+    if not (args.scan_out or args.synthetic or args.page_load):
+        ap.error("give SCAN_OUT, --synthetic N or --page-load N")
+    from cleaner.io.parallel import default_workers
 
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(args.scan_out) if args.scan_out else synthetic_scan(Path(tmp), args.synthetic, args.film_size, args.input_size)
-        t0 = time.perf_counter()
-        res = build_review(out, workers=args.workers, saliency=not args.no_saliency)
-        seconds = time.perf_counter() - t0
-        print(f"scan output      {out}")
-        print(f"flagged images   {res.images} ({', '.join(f'{r}: {n}' for r, n in res.sections.items())})")
-        print(f"overlays         {res.overlays}")
-        print(f"contact sheets   {len(res.contact_sheets)}")
-        print(f"workers          {args.workers}")
-        print(f"build seconds    {seconds:.1f}")
-        print(f"images / second  {res.images / seconds:.1f}")
-        print(f"index.html       {res.page.stat().st_size / 1024:.0f} KiB")
-        print(f"warnings         {len(res.warnings)}")
+    workers = args.workers or default_workers()
+    if args.page_load:
+        bench_page_load(args.page_load, args.repeat)
+    if args.scan_out:
+        bench_build(Path(args.scan_out), workers)
+    elif args.synthetic:
+        with tempfile.TemporaryDirectory() as tmp:
+            bench_build(synthetic_scan(Path(tmp), args.synthetic, args.film_size, args.input_size), workers, False)
 
 
 if __name__ == "__main__":

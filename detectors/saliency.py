@@ -2,12 +2,19 @@
 
 Grad-CAM (Selvaraju et al. 2017) on the model's last convolution layer, found generically: in the
 top-level graph or inside a nested backbone sub-model (e.g. ``keras.applications.ResNet50`` used as
-a layer). Where a model has no convolution layer at all, occlusion sensitivity is used instead
-(slide a grey patch over the image and measure how much the score falls).
+a layer). It costs one forward and a partial backward pass per image, compiled once per model
+(``tf.function`` over a fixed batch shape) on the TensorFlow backend, eager on PyTorch.
 
-Maps are float32 arrays in [0, 1] with the model input's height and width. Grad-CAM needs
-gradients; it is implemented for the TensorFlow and PyTorch Keras backends (others fall back to
-occlusion).
+A glyph-reading detector (one with a layer ``glyphs.MAPS_LAYER``, the flip detector) is explained in two
+parts, both from the same pass: Grad-CAM over its anatomy (the reader is left out of the search: its
+max-over-positions evidence has a gradient at one cell or none) and the side markers the reader saw
+(``glyph_saliency.read_marks``).
+
+Where an image's Grad-CAM is empty (no positive evidence reaches the conv layer) and the reader saw no
+marker, the map is the input's gradient times the input. Occlusion sensitivity (one forward pass per patch
+position: tens of passes per image) is used only when asked for, or for a model without a convolution.
+
+Maps are float32 arrays in [0, 1] with the model input's height and width (docs/decisions/0006).
 """
 from __future__ import annotations
 
@@ -16,7 +23,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-CONV_CLASS_NAMES = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose")
+from .glyph_saliency import MAPS_LAYER, read_marks
+from .graph_taps import CONV_CLASS_NAMES, contains_layer, find_path, is_conv, run_with_taps  # noqa: F401
+
+METHODS = ("auto", "gradcam", "occlusion")
+#: input pixels per compiled batch: 32 films at 128 px, 2 at 512 px (memory stays bounded for large inputs)
+BATCH_PIXELS = 32 * 128 * 128
 
 
 @dataclass
@@ -24,82 +36,31 @@ class SaliencyResult:
     maps: np.ndarray  # (N, H, W) float32 in [0, 1]
     method: str  # "gradcam" or "occlusion"
     layer: str | None  # path of the conv layer used, e.g. "resnet50/conv5_block3_3_conv"
-    occlusion_fallback: list = field(default_factory=list)  # images whose Grad-CAM was empty: occlusion used
+    fallback: list = field(default_factory=list)  # images whose Grad-CAM was empty: input x gradient used
+    marks: list | None = None  # per image, the side markers a glyph reader saw (glyph_saliency.Mark)
 
-
-def _is_conv(layer) -> bool:
-    if type(layer).__name__ in CONV_CLASS_NAMES:
-        return True
-    import keras
-
-    base = getattr(keras.layers, "Conv2D", None)
-    return base is not None and isinstance(layer, base)
-
-
-def _sublayers(layer) -> list:
-    """Direct children of a model-like layer, in graph order (empty for a plain layer)."""
-    import keras
-
-    if isinstance(layer, keras.Model) or hasattr(layer, "_nodes_by_depth"):
-        return list(getattr(layer, "layers", []))
-    return []
+    def image_method(self, i: int) -> str:
+        """How image ``i``'s overlay was made, as the page names it: ``gradcam``, ``gradient`` (its Grad-CAM was
+        empty), ``occlusion``; for a glyph reader ``gradcam+markers``, ``markers`` (markers read, Grad-CAM empty)
+        or ``gradcam+no-marker``."""
+        if i in self.fallback:
+            return "gradient"
+        if self.marks is None or self.method != "gradcam":
+            return self.method
+        if not self.marks[i]:
+            return "gradcam+no-marker"
+        return "gradcam+markers" if self.maps[i].any() else "markers"
 
 
 def find_last_conv(model) -> list | None:
-    """The path ``[model, sub_model, ..., conv_layer]`` to the last 2-D convolution whose output is
-    still spatial, searching nested sub-models depth first from the end; None when there is none."""
-    for layer in reversed(_sublayers(model)):
-        if _is_conv(layer):
-            return [model, layer]
-        if _sublayers(layer):
-            inner = find_last_conv(layer)
-            if inner is not None:
-                return [model] + inner
-    return None
+    """The path ``[model, sub_model, ..., conv_layer]`` to the last 2-D convolution, searching nested
+    sub-models depth first from the end, but not a glyph reader's; None when there is none."""
+    return find_path(model, is_conv, skip=lambda layer: contains_layer(layer, MAPS_LAYER))
 
 
 def _run_layer(layer, x, path: list, stash: dict):
-    """Call ``layer`` on ``x`` eagerly in inference mode; if ``layer`` lies on ``path`` run its graph
-    node by node so the target conv layer's output can be captured in ``stash``."""
-    if path and layer is path[-1]:
-        out = layer(x, training=False)
-        stash["activations"] = out
-        stash["watch"](out)
-        return out
-    if any(layer is p for p in path):
-        import keras
-
-        if isinstance(layer, keras.Sequential):
-            for sub in layer.layers:
-                x = _run_layer(sub, x, path, stash)
-            return x
-        if hasattr(layer, "_run_through_graph"):
-
-            def op_fn(op):
-                def call(*args, **kwargs):
-                    if any(op is p for p in path):
-                        # keyword arguments recorded on the node (training, mask) do not apply here
-                        return _run_layer(op, args[0] if len(args) == 1 else list(args), path, stash)
-                    if _accepts_training(op):
-                        kwargs.setdefault("training", False)
-                    return op(*args, **kwargs)
-
-                return call
-
-            inputs = x if isinstance(x, (list, tuple)) else [x]
-            out = layer._run_through_graph(inputs, operation_fn=op_fn)
-            return out[0] if isinstance(out, (list, tuple)) and len(out) == 1 else out
-    if _accepts_training(layer):
-        return layer(x, training=False)
-    return layer(x)
-
-
-def _accepts_training(op) -> bool:
-    import keras
-
-    if isinstance(op, keras.layers.InputLayer):
-        return False
-    return isinstance(op, keras.layers.Layer)
+    """Run ``layer`` on ``x``, capturing the output of ``path``'s last layer in ``stash["activations"]``."""
+    return run_with_taps(layer, x, {"activations": path}, stash)
 
 
 @contextmanager
@@ -121,32 +82,139 @@ def _logit_output(model):
             last.activation = act
 
 
-def _gradcam_tf(model, batch: np.ndarray, path: list) -> np.ndarray:
+def compiled_batch(height: int, width: int) -> int:
+    """Films per compiled call for inputs of this size: the fixed batch shape (the last batch is padded to it)."""
+    return int(max(1, min(32, BATCH_PIXELS // max(1, height * width))))
+
+
+class Explainer:
+    """Saliency for one model, compiled once and reused for every batch (``explain``).
+
+    ``method``: ``auto`` (Grad-CAM; occlusion only for a model with no convolution or a backend without
+    gradients), ``gradcam`` (Grad-CAM or an error), ``occlusion``."""
+
+    def __init__(self, model, method: str = "auto"):
+        import keras
+
+        if method not in METHODS:
+            raise ValueError(f"saliency method must be auto, gradcam or occlusion, not {method!r}")
+        self.model, self.method = model, method
+        self.backend = keras.backend.backend()
+        self.cam_path = find_last_conv(model) if method != "occlusion" else None
+        maps = find_path(model, lambda layer: layer.name == MAPS_LAYER)
+        self.taps = {"activations": self.cam_path} if self.cam_path else {}
+        if maps is not None:
+            self.taps["glyph_maps"] = maps
+        self.gradcam = self.cam_path is not None and self.backend in ("tensorflow", "torch")
+        if method == "gradcam" and not self.gradcam:
+            raise ValueError("Grad-CAM impossible: " + ("no 2-D convolution layer in the model" if self.cam_path is None
+                                                         else f"backend {self.backend} is not supported"))
+        self.layer = "/".join(layer.name for layer in self.cam_path[1:]) if self.cam_path else None
+        self._compiled: dict = {}
+
+    def batch_size(self, height: int, width: int) -> int:
+        return compiled_batch(height, width)
+
+    def explain(self, batch: np.ndarray) -> SaliencyResult:
+        """Maps (and, for a glyph reader, marks) for a batch already preprocessed for the model (N, H, W, 1)."""
+        batch = np.asarray(batch, dtype=np.float32)
+        if batch.ndim == 3:
+            batch = batch[..., None]
+        h, w = batch.shape[1:3]
+        if not self.gradcam:
+            return SaliencyResult(_normalise(occlusion_maps(self.model, batch)), "occlusion", None)
+        cams, glyph_maps = [], []
+        size = self.batch_size(h, w)
+        for start in range(0, len(batch), size):
+            chunk = batch[start : start + size]
+            out = self._run(_pad(chunk, size), "cam")
+            cams.append(_cam(out["acts"], out["grads"], size)[: len(chunk)])
+            if "glyph_maps" in out:
+                glyph_maps.append(out["glyph_maps"][: len(chunk)])
+        maps = _normalise(_resize_maps(np.concatenate(cams), h, w))
+        marks = read_marks(np.concatenate(glyph_maps)) if glyph_maps else None
+        # An empty Grad-CAM tells the reviewer nothing: where the reader saw no marker either, the
+        # input's gradient shows what the score depends on (a backward pass, not occlusion's many passes).
+        empty = [i for i, m in enumerate(maps) if not m.any() and not (marks and marks[i])]
+        if empty and self.method == "auto":
+            maps[empty] = self._input_gradient(batch[empty], size)
+        else:
+            empty = []
+        return SaliencyResult(maps, "gradcam", self.layer, empty, marks)
+
+    def _input_gradient(self, batch: np.ndarray, size: int) -> np.ndarray:
+        from scipy.ndimage import gaussian_filter
+
+        h, w = batch.shape[1:3]
+        out = []
+        for start in range(0, len(batch), size):
+            chunk = batch[start : start + size]
+            g = self._run(_pad(chunk, size), "input")["input_grads"][: len(chunk)]
+            sal = np.abs(g[..., 0] * chunk[..., 0])
+            out.append(np.stack([gaussian_filter(s, max(1.0, min(h, w) / 64)) for s in sal]))
+        return _normalise(np.concatenate(out))
+
+    def _run(self, x: np.ndarray, what: str) -> dict:
+        """One forward and backward pass: ``what`` = "cam" (conv activations, their gradients, glyph maps)
+        or "input" (the gradient with respect to the input)."""
+        with _logit_output(self.model):
+            if self.backend == "torch":
+                return _pass_torch(self.model, x, self.taps, what)
+            key = (what, x.shape)
+            if key not in self._compiled:
+                self._compiled[key] = _compile_tf(self.model, x.shape, self.taps, what)
+            return {k: np.asarray(v) for k, v in self._compiled[key](x).items()}
+
+
+def _compile_tf(model, shape: tuple, taps: dict, what: str):
+    """The pass as a ``tf.function`` of a fixed input shape: traced once, then run as a graph (eager Keras
+    calls are several times slower on a CPU)."""
     import tensorflow as tf
 
-    x = tf.convert_to_tensor(batch, dtype=tf.float32)
-    with tf.GradientTape() as tape, _logit_output(model):
-        stash = {"watch": tape.watch}
-        score = _run_layer(model, x, path, stash)
-        score = tf.reshape(score, (tf.shape(score)[0], -1))[:, 0]
-    acts = stash["activations"]
-    grads = tape.gradient(score, acts)
-    if grads is None:
-        raise RuntimeError("no gradient from the score to the conv layer")
-    return _cam(np.asarray(acts), np.asarray(grads), len(batch))
+    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)])
+    def run(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            stash = {"watch": tape.watch}
+            score = run_with_taps(model, x, taps if what == "cam" else {}, stash)
+            score = tf.reduce_sum(tf.reshape(score, (tf.shape(score)[0], -1))[:, :1])
+        if what == "input":
+            return {"input_grads": tape.gradient(score, x)}
+        grads = tape.gradient(score, stash["activations"])
+        if grads is None:
+            raise RuntimeError("no gradient from the score to the conv layer")
+        out = {"acts": stash["activations"], "grads": grads}
+        if "glyph_maps" in stash:
+            out["glyph_maps"] = stash["glyph_maps"]
+        return out
+
+    return run
 
 
-def _gradcam_torch(model, batch: np.ndarray, path: list) -> np.ndarray:
+def _pass_torch(model, x: np.ndarray, taps: dict, what: str) -> dict:
     import torch
 
-    x = torch.as_tensor(batch, dtype=torch.float32)
+    xt = torch.as_tensor(x, dtype=torch.float32)
+    if what == "input":
+        xt.requires_grad_(True)
     stash = {"watch": lambda t: t.retain_grad()}
-    with torch.enable_grad(), _logit_output(model):
-        score = _run_layer(model, x, path, stash)
-        score = score.reshape(score.shape[0], -1)[:, 0]
-        score.sum().backward()
+    with torch.enable_grad():
+        score = run_with_taps(model, xt, taps if what == "cam" else {}, stash)
+        score.reshape(score.shape[0], -1)[:, 0].sum().backward()
+    if what == "input":
+        return {"input_grads": xt.grad.detach().cpu().numpy()}
     acts = stash["activations"]
-    return _cam(acts.detach().cpu().numpy(), acts.grad.detach().cpu().numpy(), len(batch))
+    out = {"acts": acts.detach().cpu().numpy(), "grads": acts.grad.detach().cpu().numpy()}
+    if "glyph_maps" in stash:
+        out["glyph_maps"] = stash["glyph_maps"].detach().cpu().numpy()
+    return out
+
+
+def _pad(batch: np.ndarray, size: int) -> np.ndarray:
+    """``batch`` padded with zero images to ``size`` (the compiled batch shape)."""
+    if len(batch) == size:
+        return batch
+    return np.concatenate([batch, np.zeros((size - len(batch),) + batch.shape[1:], batch.dtype)])
 
 
 def _cam(acts: np.ndarray, grads: np.ndarray, n: int) -> np.ndarray:
@@ -203,44 +271,15 @@ def occlusion_maps(model, batch: np.ndarray, patch: int | None = None, stride: i
 def _predict(model, batch: np.ndarray, batch_size: int) -> np.ndarray:
     out = []
     for start in range(0, len(batch), batch_size):
-        out.append(np.asarray(model(batch[start : start + batch_size], training=False)).reshape(len(batch[start : start + batch_size]), -1)[:, 0])
+        chunk = batch[start : start + batch_size]
+        out.append(np.asarray(model(chunk, training=False)).reshape(len(chunk), -1)[:, 0])
     return np.concatenate(out)
 
 
 def saliency(model, batch: np.ndarray, method: str = "auto") -> SaliencyResult:
-    """Saliency maps for a batch already preprocessed for ``model`` (N, H, W, 1), float32.
-
-    ``method``: ``gradcam``, ``occlusion``, or ``auto`` (Grad-CAM where the model has a conv layer
-    and the backend supports gradients, else occlusion)."""
-    import keras
-
-    batch = np.asarray(batch, dtype=np.float32)
-    if batch.ndim == 3:
-        batch = batch[..., None]
-    h, w = batch.shape[1:3]
-    if method not in ("auto", "gradcam", "occlusion"):
-        raise ValueError(f"saliency method must be auto, gradcam or occlusion, not {method!r}")
-    path = find_last_conv(model) if method != "occlusion" else None
-    backend = keras.backend.backend()
-    if path is not None and backend in ("tensorflow", "torch"):
-        fn = _gradcam_tf if backend == "tensorflow" else _gradcam_torch
-        maps = _normalise(_resize_maps(fn(model, batch, path), h, w))
-        layer_name = "/".join(layer.name for layer in path[1:])
-        # Grad-CAM is all zero where no positive evidence reaches the conv layer (the ReLU cuts
-        # it); an empty overlay would tell the reviewer nothing, so those images get occlusion.
-        empty = [i for i, m in enumerate(maps) if not m.any()]
-        if empty and method == "auto":
-            maps[empty] = _normalise(occlusion_maps(model, batch[empty]))
-        return SaliencyResult(maps, "gradcam", layer_name, empty if method == "auto" else [])
-    if method == "gradcam":
-        raise ValueError("Grad-CAM impossible: " + ("no 2-D convolution layer in the model" if path is None
-                                                     else f"backend {backend} is not supported"))
-    return SaliencyResult(_normalise(occlusion_maps(model, batch)), "occlusion", None)
-
-
-def detector_saliency(detector, batch: np.ndarray, method: str = "auto") -> SaliencyResult:
-    """Saliency for a loaded ``detectors.bundle.Detector`` on a batch run through its ``preprocess``."""
-    return saliency(detector.model, batch, method=method)
+    """Saliency maps for a batch already preprocessed for ``model`` (N, H, W, 1), float32. Builds an
+    ``Explainer`` each call: keep one (``Explainer(model)``) to reuse its compiled pass across batches."""
+    return Explainer(model, method).explain(batch)
 
 
 def overlay(grey: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.ndarray:

@@ -23,30 +23,42 @@ def review():
 Examples:
   cxclean review build scan_out/
   cxclean review build scan_out/ --workers 4
-  cxclean review build scan_out/ --no-saliency    faster, no detector needed
+  cxclean review build scan_out/ --no-saliency         faster, no detector needed
+  cxclean review build scan_out/ --saliency occlusion  model-agnostic overlays (tens of passes per film)
+  cxclean review build scan_out/ --rebuild            prepare every film again
+After `cxclean scan ... --resume` a second build prepares only the new flagged films.
 Open scan_out/review/index.html in any browser (works offline, no server).""",
 )
 @click.argument("scan_out", type=click.Path(exists=True, file_okay=False))
-@click.option("--workers", type=int, default=1, show_default=True, help="Processes reading images.")
-@click.option("--saliency/--no-saliency", default=True, show_default=True,
-              help="Compute saliency overlays with the detector bundles listed in detectors.csv.")
-@click.option("--saliency-method", type=click.Choice(["auto", "gradcam", "occlusion"]), default="auto",
-              show_default=True, help="auto: Grad-CAM on the last conv layer, occlusion where there is none.")
+@click.option("--workers", type=int, default=None, help="Processes reading images [default: all cores].")
+@click.option("--saliency", "saliency_method", type=click.Choice(["auto", "gradcam", "occlusion"]), default="auto",
+              show_default=True, help="How overlays are made with the bundles in detectors.csv: auto = Grad-CAM "
+              "(plus the side markers a glyph reader saw), occlusion only for a model without convolutions.")
+@click.option("--saliency-method", "legacy_method", type=click.Choice(["auto", "gradcam", "occlusion"]), default=None,
+              hidden=True, help="Old name of --saliency.")
+@click.option("--no-saliency", is_flag=True, help="No overlays: thumbnails only, no detector needed.")
 @click.option("--contact-sheets/--no-contact-sheets", default=True, show_default=True,
               help="Also write review/<reason>/contact_sheet_N.png (30 images per sheet).")
-def review_build(scan_out, workers, saliency, saliency_method, contact_sheets):
-    """Build the review page SCAN_OUT/review/index.html from a scan output folder: one section per
-    exclusion reason, thumbnails sorted by score with path, score, threshold, age and view, a
-    saliency overlay toggle, 'keep (false positive)' ticks and an 'export decisions' button.
+@click.option("--rebuild", is_flag=True,
+              help="Prepare every flagged film again instead of reusing what the last build made.")
+def review_build(scan_out, workers, saliency_method, legacy_method, no_saliency, contact_sheets, rebuild):
+    """Build the review page SCAN_OUT/review/index.html from a scan output folder: one card per flagged
+    (image, reason) with path, score, threshold, age and view, filters (reason, score, site, decision),
+    keyboard review (keep, confirm, next, previous, overlay, full image), a saliency overlay per detector,
+    and an 'export decisions' button.
 
-    Images are not re-scored: scores come from scores.csv."""
+    Images are not re-scored: scores come from scores.csv. A second build reuses what the first made and
+    prepares only films that are new (a resumed or extended scan) or changed."""
     from cleaner.review.build import build_review
 
-    res = build_review(scan_out, workers=workers, saliency=saliency, contact_sheets=contact_sheets,
-                       saliency_method=saliency_method)
+    res = build_review(scan_out, workers=workers, saliency=not no_saliency, contact_sheets=contact_sheets,
+                       saliency_method=legacy_method or saliency_method, rebuild=rebuild)
     parts = ", ".join(f"{r}: {n}" for r, n in res.sections.items()) or "nothing flagged"
+    stages = ", ".join(f"{k} {v:.1f} s" for k, v in res.stage_seconds.items())
     click.echo(f"{res.page}: {res.images} flagged image(s) ({parts}), {res.overlays} overlay(s), "
-               f"{len(res.contact_sheets)} contact sheet(s), {len(res.warnings)} warning(s), {res.seconds:.1f} s")
+               f"{len(res.contact_sheets)} contact sheet(s), {len(res.warnings)} warning(s); "
+               f"{res.prepared} film(s) prepared now ({res.images - res.prepared} reused), "
+               f"{res.overlays_made} overlay(s) made; {res.seconds:.1f} s ({stages})")
 
 
 @review.command(

@@ -39,7 +39,7 @@ def run_demo(out: str | Path = "demo_out", data: str | Path | None = None, worke
     scan_out = out / "scan"
     summary = scan_archive(archive, scan_out, detector_dirs=dirs, min_age=min_age, workers=workers,
                            metadata=data / "metadata.csv", progress=progress)
-    page = build_review(scan_out, workers=workers or 1, progress=progress)
+    page = build_review(scan_out, workers=workers, progress=progress)
     evaluation = evaluate(scan_out, truth_csv)
     return dict(out=out, archive=archive, truth=truth_csv, scan=scan_out, page=page.page,
                 summary=summary, evaluation=evaluation, planted=int((truth.truth != "upright").sum()))

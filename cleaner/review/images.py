@@ -1,5 +1,5 @@
-"""The image work of a review page, in worker processes: each flagged file read once, its thumbnail written,
-and the model inputs its detectors need returned for the overlays."""
+"""The image work of a review page, in worker processes: each flagged file read once, its thumbnail (and
+full-size preview where needed) written, and the model inputs its overlays need returned."""
 from __future__ import annotations
 
 import hashlib
@@ -12,8 +12,10 @@ from cleaner.io.preprocess import InputSpec, preprocess_all
 
 #: longest side of a page thumbnail / overlay, pixels
 THUMB_SIZE = 256
-#: longest side of the PNG written for a flagged file that has no viewable review copy (TIFF, DICOM gone)
-FULL_SIZE = 2048
+#: longest side of the preview written for a flagged file that has no viewable review copy (a --no-review
+#: scan, TIFF, DICOM gone), and its JPEG quality: a PNG of that size cost more to write than reading the film
+#: (benchmarks/review_build.py); the preview is for looking, the archive keeps the original
+FULL_SIZE, FULL_QUALITY = 2048, 92
 
 
 def asset_id(rel_path: str) -> str:
@@ -26,18 +28,22 @@ def to_uint8(pixels: np.ndarray) -> np.ndarray:
 
 
 def thumb_array(pixels: np.ndarray, size: int) -> np.ndarray:
-    """``pixels`` shrunk so that the longest side is at most ``size`` (never enlarged), aspect kept."""
+    """``pixels`` shrunk so that the longest side is at most ``size`` (never enlarged), aspect kept. For
+    looking at only (model inputs go through ``preprocess``): a box reduction first (``reducing_gap``)
+    makes a large shrink cheaper, visually the same."""
     im = Image.fromarray(np.ascontiguousarray(pixels, dtype=np.float32))
     h, w = pixels.shape
     scale = size / max(h, w)
     if scale < 1:
-        im = im.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR)
+        im = im.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR,
+                       reducing_gap=2.0)
     return np.clip(np.asarray(im, dtype=np.float32), 0, 1)
 
 
 def prepare_image(task: tuple) -> dict:
-    """Read one flagged image once: write its thumbnail (and a full-size PNG when no review copy
-    can be linked) and return the thumbnail plus the model inputs its detectors need. Never raises."""
+    """Read one flagged image once: write its thumbnail (and a full-size JPEG preview when no review copy
+    can be linked) and return the thumbnail plus the model inputs its overlays need (``specs``: reason -> InputSpec
+    dict). Never raises: a failure is this image's error."""
     source, fallback, thumb_path, full_path, specs = task
     pixels, error = None, None
     for cand in (source, fallback):
@@ -50,10 +56,12 @@ def prepare_image(task: tuple) -> dict:
     if pixels is None:
         return {"ok": False, "error": error or "no readable copy"}
     try:  # ordered_map's workers must not raise: a failure here is reported for this image only
-        thumb = thumb_array(pixels, THUMB_SIZE)
-        Image.fromarray(to_uint8(thumb)).save(thumb_path, quality=85)
+        shown = pixels
         if full_path is not None:
-            Image.fromarray(to_uint8(thumb_array(pixels, FULL_SIZE))).save(full_path)
+            shown = thumb_array(pixels, FULL_SIZE)  # the thumbnail is shrunk from it: cheaper than from the film
+            Image.fromarray(to_uint8(shown)).save(full_path, quality=FULL_QUALITY)
+        thumb = thumb_array(shown, THUMB_SIZE)
+        Image.fromarray(to_uint8(thumb)).save(thumb_path, quality=85)
         inputs = dict(zip(specs, preprocess_all(pixels, [InputSpec.from_dict(spec) for spec in specs.values()])))
     except Exception as exc:
         return {"ok": False, "error": f"thumbnail or model input failed: {type(exc).__name__}: {exc}"}

@@ -1,24 +1,52 @@
 """Saliency overlays for the review page: why each detector flagged each film, drawn on its thumbnail.
 
-The detectors are the bundles the scan used (``detectors.csv``), loaded once; films are sent through
-them in batches per detector."""
+The detectors are the bundles the scan used (``detectors.csv``), each model loaded when first needed, with
+one compiled ``detectors.saliency.Explainer``; films are sent through it in batches per detector as the workers deliver
+them. A glyph-reading detector's overlay also boxes the side markers its reader saw, each labelled with
+what it says (an R on the image's left: upright)."""
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from cleaner.scan.folder import OVERLAYS_DIR, ScanOutput, reason_folder
 
-#: films per saliency batch
-BATCH = 32
+#: colours of a side marker's box: it says the film is mirrored / upright
+MARK_COLOURS = {"mirrored": (255, 70, 70), "upright": (70, 225, 110)}
+
+
+class BundleRef:
+    """A detector bundle as the review needs it: its record (``detector.json``) read now, its model loaded (and
+    its sha256 checked) only when a film needs an overlay, so a build with nothing new loads no model."""
+
+    def __init__(self, path: Path, info: dict):
+        self.path, self.info, self._model = path, info, None
+
+    @property
+    def version(self) -> str:
+        return self.info.get("version", "unversioned")
+
+    @property
+    def kind(self) -> str:
+        return self.info.get("kind", "")
+
+    @property
+    def model(self):
+        if self._model is None:
+            from detectors.bundle import load
+
+            self._model = load(self.path).model
+        return self._model
 
 
 def load_detectors(scan: ScanOutput, reasons: list[str], warn) -> dict:
-    """Detector bundles for the reasons that came from a detector: reason -> Detector. A bundle that is gone,
-    does not load or is not the version the scan used gets a warning and no overlays."""
-    from detectors.bundle import load
+    """Detector bundles for the reasons that came from a detector: reason -> BundleRef. A bundle that is gone,
+    cannot be read or is not the version the scan used gets a warning and no overlays."""
+    from detectors.bundle import INFO_FILE
 
     loaded = {}
     for reason in reasons:
@@ -26,34 +54,48 @@ def load_detectors(scan: ScanOutput, reasons: list[str], warn) -> dict:
         if row is None:
             continue
         bundle = Path(row.get("bundle_path") or "")
-        if not row.get("bundle_path") or not bundle.exists():
+        if not row.get("bundle_path") or not (bundle / INFO_FILE).is_file():
             warn(f"no saliency overlays for {reason}: bundle {bundle} not found")
             continue
         try:
-            det = load(bundle)
-        except Exception as exc:
-            warn(f"no saliency overlays for {reason}: bundle {bundle} does not load ({exc})")
+            info = json.loads((bundle / INFO_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            warn(f"no saliency overlays for {reason}: {bundle / INFO_FILE} cannot be read ({exc})")
             continue
-        if row.get("version") and det.version != row["version"]:
-            warn(f"no saliency overlays for {reason}: bundle {bundle} is {det.version}, the scan used {row['version']}")
+        if not isinstance(info, dict) or not isinstance(info.get("input"), dict):
+            warn(f"no saliency overlays for {reason}: {bundle / INFO_FILE} has no input spec")
             continue
-        loaded[reason] = det
+        ref = BundleRef(bundle, info)
+        if row.get("version") and ref.version != row["version"]:
+            warn(f"no saliency overlays for {reason}: bundle {bundle} is {ref.version}, the scan used {row['version']}")
+            continue
+        loaded[reason] = ref
     return loaded
 
 
-class OverlayWriter:
-    """Collects (film, detector) pairs and writes their overlays a batch at a time; ``images[rel]`` gets the
-    overlay's link and the method used per reason."""
+def overlay_link(reason: str, aid: str) -> str:
+    return f"{OVERLAYS_DIR}/{reason_folder(reason)}/{aid}.jpg"
 
-    def __init__(self, detectors: dict, review: Path, images: dict, method: str, warn):
+
+class OverlayWriter:
+    """Collects (film, detector) pairs and writes their overlays a compiled batch at a time; ``images[rel]``
+    gets the overlay's link and the method used per reason. ``seconds`` is the time spent here."""
+
+    def __init__(self, detectors: dict, review: Path, images: dict, method: str, warn, bar=None):
         self.detectors, self.review, self.images, self.method, self.warn = detectors, review, images, method, warn
+        self.bar = bar
         self.pending: dict[str, list] = {r: [] for r in detectors}
+        self.explainers: dict = {}
+        self.failed: set = set()
         self.written = 0
+        self.seconds = 0.0
 
     def add(self, reason: str, rel: str, x: np.ndarray, thumb: np.ndarray, turn: int) -> None:
         """``x`` is the model input as the scan scored it (turned ``turn`` quarter turns); ``thumb`` the film as it lies."""
+        from detectors.saliency import compiled_batch
+
         self.pending[reason].append((rel, x, thumb, turn))
-        if len(self.pending[reason]) >= BATCH:
+        if len(self.pending[reason]) >= max(8, compiled_batch(*x.shape[:2])):
             self.flush(reason)
 
     def flush_all(self) -> None:
@@ -61,23 +103,77 @@ class OverlayWriter:
             self.flush(reason)
 
     def flush(self, reason: str) -> None:
-        from detectors.saliency import detector_saliency, overlay
-
         batch, self.pending[reason] = self.pending[reason], []
         if not batch:
             return
+        started = time.perf_counter()
         try:
-            result = detector_saliency(self.detectors[reason], np.stack([b[1] for b in batch]), method=self.method)
+            self._write(reason, batch)
+        finally:
+            self.seconds += time.perf_counter() - started
+            if self.bar is not None:
+                self.bar.update(len(batch))
+
+    def _explain(self, reason: str, batch: list):
+        """The batch's saliency, or None (warned once per detector whose model cannot be used)."""
+        from detectors.saliency import Explainer
+
+        if reason in self.failed:
+            return None
+        try:
+            if reason not in self.explainers:
+                self.explainers[reason] = Explainer(self.detectors[reason].model, self.method)
         except Exception as exc:
-            self.warn(f"saliency failed for {reason} on {len(batch)} image(s): {exc}")
+            self.failed.add(reason)
+            self.warn(f"no saliency overlays for {reason}: {type(exc).__name__}: {exc}")
+            return None
+        try:
+            return self.explainers[reason].explain(np.stack([b[1] for b in batch]))
+        except Exception as exc:
+            self.warn(f"saliency failed for {reason} on {len(batch)} image(s): {type(exc).__name__}: {exc}")
+            return None
+
+    def _write(self, reason: str, batch: list) -> None:
+        from detectors.saliency import overlay
+
+        result = self._explain(reason, batch)
+        if result is None:
             return
         folder = self.review / OVERLAYS_DIR / reason_folder(reason)
         folder.mkdir(parents=True, exist_ok=True)
+        size = batch[0][1].shape[0]
         for i, ((rel, _x, thumb, k), heat) in enumerate(zip(batch, result.maps)):
             heat = np.rot90(heat, -k) if k else heat  # back onto the film as the thumbnail shows it
             entry = self.images[rel]
-            Image.fromarray(overlay(thumb, heat)).save(folder / f"{entry['id']}.jpg", quality=85)
-            entry.setdefault("overlays", {})[reason] = f"{OVERLAYS_DIR}/{reason_folder(reason)}/{entry['id']}.jpg"
-            method = "occlusion" if i in result.occlusion_fallback else result.method
+            picture = Image.fromarray(overlay(thumb, heat))
+            if result.marks is not None:
+                draw_marks(picture, [m.turned_back(k) for m in result.marks[i]], size)
+            link = overlay_link(reason, entry["id"])
+            picture.save(self.review / link, quality=85)
+            method = result.image_method(i)
+            entry.setdefault("overlays", {})[reason] = link
             entry.setdefault("saliency_method", {})[reason] = method
+            entry.setdefault("fresh_overlays", {})[reason] = {"file": link, "method": method, "layer": result.layer}
             self.written += 1
+
+
+def draw_marks(picture: Image.Image, marks: list, input_size: int) -> None:
+    """Box each side marker on ``picture`` (the film as it lies) where the reader saw it, labelled with the
+    letter read, what it says and its logit (what it adds to the film's log-odds, up to the clip); the box is
+    the reader's patch (``glyphs.PATCH`` px of the model input)."""
+    from detectors.glyph_saliency import PATCH
+
+    draw = ImageDraw.Draw(picture)
+    font = ImageFont.load_default()
+    w, h = picture.size
+    half = max(4, round(PATCH / input_size * max(w, h) / 2))
+    for m in marks:
+        cx, cy = m.x * w, m.y * h
+        colour = MARK_COLOURS.get(m.says, (255, 255, 255))
+        draw.rectangle([cx - half, cy - half, cx + half, cy + half], outline=colour, width=2)
+        label = f"{m.letter}: {m.says} {m.logit:.1f}"
+        left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
+        tx = min(max(0, cx - (right - left) / 2), w - (right - left) - 2)
+        ty = cy + half + 2 if cy + half + (bottom - top) + 4 < h else cy - half - (bottom - top) - 4
+        draw.rectangle([tx - 1, ty - 1, tx + right - left + 1, ty + bottom - top + 2], fill=(0, 0, 0))
+        draw.text((tx - left, ty - top), label, fill=colour, font=font)

@@ -1,6 +1,8 @@
 """Contact sheets: the flagged films of a reason as PNG grids, for people who review in a file browser."""
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from pathlib import Path
 
@@ -11,22 +13,50 @@ from cleaner.scan.folder import reason_folder
 TILE_SIZE = 200
 SHEET_COLS, SHEET_ROWS = 6, 5
 CAPTION = 28
+#: zlib level: 1 writes a sheet several times faster than the default 6, for a somewhat larger file
+SHEET_PNG_LEVEL = 1
 
 
-def write_contact_sheets(review: Path, reason: str, items: list[dict]) -> list[Path]:
-    """``review/<reason-folder>/contact_sheet_N.png``: 6 x 5 tiles per sheet, in page order, each
-    captioned with its file name and score."""
+def plan_contact_sheets(review: Path, reason: str, items: list[dict], previous: dict | None = None):
+    """``review/<reason-folder>/contact_sheet_N.png``: 6 x 5 tiles per sheet, in page order. Returns
+    ({sheet path: signature}, the sheets to draw as ``draw_sheet`` jobs): a sheet whose tiles are those recorded
+    in ``previous`` (path relative to ``review`` -> signature) is left as it is; sheets beyond the last go."""
     folder = review / reason_folder(reason)
     folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("contact_sheet_*.png"):
-        old.unlink()
     per_sheet = SHEET_COLS * SHEET_ROWS
-    out = []
+    previous = previous or {}
+    record, jobs = {}, []
     for n, start in enumerate(range(0, len(items), per_sheet), start=1):
         path = folder / f"contact_sheet_{n}.png"
-        _sheet(review, items[start : start + per_sheet], start).save(path)
-        out.append(path)
-    return out
+        chunk = items[start : start + per_sheet]
+        sig = _signature(review, chunk, start)
+        if not (path.is_file() and previous.get(path.relative_to(review).as_posix()) == sig):
+            jobs.append((str(review), [{k: it.get(k) for k in ("thumb", "path", "score", "age")} for it in chunk],
+                         start, str(path)))
+        record[path] = sig
+    for old in folder.glob("contact_sheet_*.png"):
+        if old not in record:
+            old.unlink()
+    return record, jobs
+
+
+def draw_sheet(job: tuple) -> str:
+    """Draw one contact sheet (in a worker process): each tile captioned with its file name and score."""
+    review, chunk, start, path = job
+    _sheet(Path(review), chunk, start).save(path, compress_level=SHEET_PNG_LEVEL)
+    return path
+
+
+def _signature(review: Path, chunk: list[dict], start: int) -> str:
+    """What a sheet shows: its tiles' pictures (link and modification time), names and captions, in order."""
+    def stamp(thumb):
+        try:
+            return (review / thumb).stat().st_mtime_ns if thumb else None
+        except OSError:
+            return None
+
+    tiles = [[it.get("thumb"), stamp(it.get("thumb")), it["path"], it.get("score"), it.get("age")] for it in chunk]
+    return hashlib.sha1(json.dumps([start, TILE_SIZE] + tiles).encode("utf-8")).hexdigest()
 
 
 def _sheet(review: Path, chunk: list[dict], start: int) -> Image.Image:

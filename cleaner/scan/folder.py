@@ -39,6 +39,9 @@ KEEP_DIR = "_keep"
 #: the review page and the images it shows, inside ``review/``
 REVIEW_PAGE = "index.html"
 THUMBS_DIR, OVERLAYS_DIR, FULL_DIR = "_thumbs", "_overlays", "_full"
+#: what ``review build`` prepared for each flagged film (and each contact sheet), inside ``review/``: the next
+#: build prepares only what is new or changed
+REVIEW_ASSETS_FILE = "_assets.json"
 #: written by ``review apply``
 EXCLUSIONS_FINAL_FILE = "exclusions_final.csv"
 LABELS_FILE = "labels.csv"

@@ -132,9 +132,10 @@ def test_overlay_is_rgb_and_keeps_the_image_where_cold():
     assert np.abs(rgb[20, 15].astype(int) - round(grey[20, 15] * 255)).max() > 20  # hot centre coloured
 
 
-def test_empty_gradcam_falls_back_to_occlusion_per_image():
+def test_empty_gradcam_falls_back_to_the_input_gradient_per_image():
     """A conv branch that is dead (ReLU of a large negative bias) gives an all-zero Grad-CAM; the
-    score still depends on the image through another branch, which occlusion finds."""
+    score still depends on the image through another branch, which the input's gradient finds (no
+    occlusion: that costs tens of passes per image)."""
     keras.utils.set_random_seed(3)
     inp = keras.Input((32, 32, 1))
     conv = keras.layers.Conv2D(2, 3, padding="same", activation="relu", bias_initializer=keras.initializers.Constant(-100.0))
@@ -149,10 +150,38 @@ def test_empty_gradcam_falls_back_to_occlusion_per_image():
     head.set_weights([np.array([[0.0], [0.0], [1.0]], dtype=np.float32)])
     batch = np.ones((2, 32, 32, 1), dtype=np.float32)
     res = saliency(model, batch)
-    assert res.method == "gradcam" and res.occlusion_fallback == [0, 1]
+    assert res.method == "gradcam" and res.fallback == [0, 1]
+    assert [res.image_method(i) for i in range(2)] == ["gradient", "gradient"]
     assert all(m[8:16, 8:16].mean() > 3 * m.mean() for m in res.maps)
     strict = saliency(model, batch, method="gradcam")
-    assert strict.occlusion_fallback == [] and not strict.maps.any()
+    assert strict.fallback == [] and not strict.maps.any()
+    asked = saliency(model, batch, method="occlusion")
+    assert asked.method == "occlusion" and all(m[8:16, 8:16].mean() > 2 * m.mean() for m in asked.maps)
+
+
+def test_compiled_gradcam_equals_the_eager_computation_and_pads_the_last_batch(rotation_bundle):
+    """The compiled pass (fixed batch shape, last batch padded with zeros) gives the maps an eager
+    gradient tape gives, image by image, whatever the batch it came in."""
+    import tensorflow as tf
+
+    from detectors.saliency import Explainer, _cam, _logit_output, _normalise, _resize_maps
+
+    model = rotation_bundle.model
+    rng = np.random.default_rng(7)
+    batch = np.stack([object_image(rng, k % 4) for k in range(37)])  # 32 + 5: one full batch, one padded
+    explainer = Explainer(model)
+    assert explainer.batch_size(SIZE, SIZE) == 32
+    res = explainer.explain(batch)
+    conv = model.get_layer("last_conv")
+    probe = keras.Model(model.inputs, [conv.output, model.output])
+    x = tf.convert_to_tensor(batch)
+    with tf.GradientTape() as tape, _logit_output(model):  # the logit, not the sigmoid, as the explainer does
+        acts, logit = probe(x, training=False)
+        score = tf.reduce_sum(logit)
+    grads = tape.gradient(score, acts)
+    expected = _normalise(_resize_maps(_cam(np.asarray(acts), np.asarray(grads), len(batch)), SIZE, SIZE))
+    np.testing.assert_allclose(res.maps, expected, atol=1e-4)
+    np.testing.assert_allclose(explainer.explain(batch[33:35]).maps, expected[33:35], atol=1e-4)
 
 
 def test_saturated_sigmoid_still_has_a_gradcam_map():
@@ -167,7 +196,7 @@ def test_saturated_sigmoid_still_has_a_gradcam_map():
     batch[0, 4:8, 4:8] = 1.0
     assert float(np.asarray(model(batch))[0, 0]) == 1.0
     res = saliency(model, batch)
-    assert res.occlusion_fallback == [] and res.maps[0].max() == 1.0
+    assert res.fallback == [] and res.maps[0].max() == 1.0
     assert res.maps[0][4:8, 4:8].mean() > 3 * res.maps[0][10:, 10:].mean()
     assert float(np.asarray(model(batch))[0, 0]) == 1.0  # the sigmoid is back
 
@@ -188,3 +217,65 @@ def test_gradcam_of_an_inverse_comparator_gives_one_map_per_image():
     assert res.maps.shape == (3, SIZE, SIZE) and res.maps.max() == 1.0
     for i in range(3):
         np.testing.assert_allclose(saliency(model, batch[i : i + 1], method="gradcam").maps[0], res.maps[i], atol=1e-4)
+
+
+def _glyph_model():
+    """A flip-like model built the way the bundled one is (``glyphs.with_reader``): a compact anatomy backbone
+    plus a 'reader' whose maps we set by hand: marker_L where the film is bright, marker_R where it is black."""
+    from detectors import backbones
+    from detectors.glyphs import MAPS_LAYER, with_reader
+
+    keras.utils.set_random_seed(5)
+    anatomy, _ = backbones.build("compact", SIZE, dropout=0.0)
+    inp = keras.Input((None, None, 1))
+    reader = keras.Model(inp, keras.layers.Conv2D(4, 1, name=MAPS_LAYER)(inp))
+    kernel = np.array([0.0, 0.0, 20.0, -20.0], dtype=np.float32).reshape(1, 1, 1, 4)
+    reader.get_layer(MAPS_LAYER).set_weights([kernel, np.array([-5.0, -5.0, -10.0, 2.0], dtype=np.float32)])
+    return with_reader(anatomy, reader)
+
+
+def test_glyph_reader_overlay_shows_where_the_markers_were_read():
+    """For a glyph-reading detector, Grad-CAM runs over the anatomy (not the reader, whose max-over-positions
+    has no useful gradient) and the side markers are read from the reader's maps as the score reads them."""
+    from detectors.saliency import Explainer
+
+    model = _glyph_model()
+    film = np.full((1, SIZE, SIZE, 1), 0.3, dtype=np.float32)
+    film[0, 4:8, 4:8] = 1.0  # an "L" on the image's left: mirrored
+    film[0, 50:54, 8:12] = 0.0  # an "R" on the image's left: upright
+    explainer = Explainer(model)
+    assert explainer.layer == "layout_reduce" and "glyph_maps" in explainer.taps
+    res = explainer.explain(film)
+    assert res.method == "gradcam" and res.image_method(0) == "gradcam+markers" and res.maps.shape == (1, SIZE, SIZE)
+    marks = {(m.letter, m.says): m for m in res.marks[0]}
+    assert set(marks) == {("L", "mirrored"), ("R", "upright")}
+    assert 4 / SIZE <= marks["L", "mirrored"].y <= 8 / SIZE and 4 / SIZE <= marks["L", "mirrored"].x <= 8 / SIZE
+    assert 50 / SIZE <= marks["R", "upright"].y <= 54 / SIZE and 8 / SIZE <= marks["R", "upright"].x <= 12 / SIZE
+    plain = np.full((1, SIZE, SIZE, 1), 0.3, dtype=np.float32)
+    assert explainer.explain(plain).marks == [[]]
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 3])
+def test_marks_turn_back_onto_the_film_as_it_lies(k):
+    """A film scored turned upright (``np.rot90(film, k)``) shows its marks where they are on the film as it lies."""
+    from detectors.glyph_saliency import read_marks
+
+    maps = np.full((8, 12, 4), -1.0, dtype=np.float32)
+    maps[1, 2, 2] = 5.0  # an L at row 1, column 2
+    mark = read_marks(np.rot90(maps, k)[None])[0][0].turned_back(k)
+    assert mark.letter == "L" and abs(mark.y - 1.5 / 8) < 1e-6 and abs(mark.x - 2.5 / 12) < 1e-6
+
+
+def test_default_flip_bundle_is_explained_by_anatomy_and_markers():
+    from detectors.bundle import default_bundles_dir
+    from detectors.saliency import Explainer
+
+    root = default_bundles_dir()
+    if root is None or not (root / "flip").is_dir():
+        pytest.skip("no bundled flip detector")
+    flip = load(root / "flip")
+    explainer = Explainer(flip.model)
+    assert "glyph_reader" not in explainer.layer and "glyph_maps" in explainer.taps
+    size = flip.info["input"]["size"]
+    res = explainer.explain(np.random.default_rng(0).random((1, size, size, 1), dtype=np.float32))
+    assert res.maps.shape == (1, size, size) and res.marks is not None and len(res.marks) == 1

@@ -104,6 +104,21 @@ class Chromium:
             raise RuntimeError(f"JavaScript error: {res['exceptionDetails']}")
         return res["result"].get("value")
 
+    #: DOM key name -> (code, Windows virtual key code) for the keys the review page uses
+    KEYS = {"ArrowRight": ("ArrowRight", 39), "ArrowLeft": ("ArrowLeft", 37), "Enter": ("Enter", 13),
+            "PageDown": ("PageDown", 34), "PageUp": ("PageUp", 33)}
+
+    def press(self, key: str) -> None:
+        """A real key press (down, then up) sent to the page: ``"k"``, ``"ArrowRight"``, ``"Enter"``..."""
+        code, vk = self.KEYS[key] if key in self.KEYS else (f"Key{key.upper()}", ord(key.upper()))
+        text = key if len(key) == 1 else ("\r" if key == "Enter" else "")
+        for kind in ("keyDown", "keyUp"):
+            params = {"type": kind if text or kind == "keyUp" else "rawKeyDown", "key": key, "code": code,
+                      "windowsVirtualKeyCode": vk}
+            if text and kind == "keyDown":
+                params["text"] = text
+            self.call("Input.dispatchKeyEvent", session=True, **params)
+
     def screenshot(self) -> bytes:
         return base64.b64decode(self.call("Page.captureScreenshot", session=True, format="png")["data"])
 

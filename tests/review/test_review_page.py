@@ -1,10 +1,12 @@
 """``review build``: the page, its assets and contact sheets, built from a generated scan output."""
+import json
 import os
 import re
 import shutil
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 from PIL import Image
@@ -97,7 +99,7 @@ def test_many_images_are_paged_and_sheets_split(tmp_path):
     res = build_review(out, progress=False, saliency=False, workers=2)
     data = page_data(res.page)
     items = data["sections"][0]["items"]
-    assert data["page_size"] == PAGE_SIZE == 200 and len(items) == 450
+    assert data["page_size"] == PAGE_SIZE == 120 and len(items) == 450
     scores = [it["score"] for it in items]
     assert scores == sorted(scores, reverse=True)
     assert len(res.contact_sheets) == 15  # 450 / 30
@@ -171,3 +173,124 @@ def test_no_overlays_from_a_different_detector_version(tmp_path):
     res = build_review(out, progress=False, contact_sheets=False)
     assert res.overlays == 0
     assert any("the scan used rotation-0123456789ab" in w for w in res.warnings)
+
+
+def test_second_build_prepares_only_new_flagged_films(tmp_path):
+    """A resumed or extended scan flags more films: the next build reads only those, reuses every other
+    thumbnail, preview and overlay untouched, and drops the assets of films no longer flagged."""
+    bundle = save_tiny_bundle(tmp_path / "bundles" / "rotation", "rotation", size=32)
+    specs = [ImageSpec(f"s{i % 2}/f{i:02d}.png", {"rotation": 0.7 + i / 100}, 40, "F", "PA", f"P{i}") for i in range(12)]
+    _, out = build_scan_output(tmp_path, specs, thresholds={"rotation": 0.6}, bundles={"rotation": bundle},
+                               film_size=48, make_review_copies=False)
+    review = out / "review"
+    excl = pd.read_csv(out / "exclusions.csv", dtype=str, keep_default_na=False)
+    excl.iloc[:8].to_csv(out / "exclusions.csv", index=False)  # the scan so far
+    first = build_review(out, progress=False, workers=1)
+    assert (first.images, first.prepared, first.overlays_made, first.overlays) == (8, 8, 8, 8)
+    assets = lambda: {p: p.stat().st_mtime_ns for d in ("_thumbs", "_full", "_overlays") for p in (review / d).rglob("*.jpg")}  # noqa: E731
+    before = assets()
+    assert len(before) == 3 * 8
+    excl.to_csv(out / "exclusions.csv", index=False)  # resumed: four more flagged
+    second = build_review(out, progress=False, workers=1)
+    assert (second.images, second.prepared, second.overlays_made, second.overlays) == (12, 4, 4, 12)
+    after = assets()
+    assert len(after) == 3 * 12 and all(after[p] == t for p, t in before.items())  # the first 8 untouched
+    items = page_data(second.page)["sections"][0]["items"]
+    assert len(items) == 12 and all((review / it["thumb"]).is_file() and (review / it["overlay"]).is_file()
+                                    and (review / it["full"]).is_file() for it in items)
+    assert build_review(out, progress=False, workers=1).prepared == 0
+    # a build without overlays shows none but keeps them for the next build with
+    bare = build_review(out, progress=False, workers=1, saliency=False)
+    assert bare.overlays == 0 and len(assets()) == 3 * 12
+    assert (build_review(out, progress=False, workers=1).prepared, len(assets())) == (0, 3 * 12)
+    # another saliency method: every overlay again (films read again for their model inputs)
+    occl = build_review(out, progress=False, workers=1, saliency_method="occlusion", contact_sheets=False)
+    assert (occl.prepared, occl.overlays_made) == (12, 12)
+    assert {it["saliency"] for it in page_data(occl.page)["sections"][0]["items"]} == {"occlusion"}
+    # a film no longer flagged: its assets go
+    gone = excl.iloc[0]["path"]
+    excl.iloc[1:].to_csv(out / "exclusions.csv", index=False)
+    fewer = build_review(out, progress=False, workers=1, saliency_method="occlusion")
+    assert (fewer.images, fewer.prepared) == (11, 0)
+    assert not list(review.rglob(f"{asset_id(gone)}.*")) and len(assets()) == 3 * 11
+    assert build_review(out, progress=False, workers=1, rebuild=True).prepared == 11
+
+
+def test_changed_film_is_prepared_again(tmp_path):
+    bundle = save_tiny_bundle(tmp_path / "bundles" / "rotation", "rotation", size=32)
+    archive, out = build_scan_output(tmp_path, bundles={"rotation": bundle})
+    build_review(out, progress=False, workers=1, contact_sheets=False)
+    target = archive / "siteA" / "p003.png"
+    Image.new("L", (40, 30), 200).save(target)  # replaced after the first build
+    again = build_review(out, progress=False, workers=1, contact_sheets=False)
+    assert again.prepared == 1
+    with Image.open(out / "review" / "_thumbs" / f"{asset_id('siteA/p003.png')}.jpg") as im:
+        assert im.size == (40, 30)
+
+
+def test_one_progress_bar_per_stage(tmp_path, capsys):
+    bundle = save_tiny_bundle(tmp_path / "bundles" / "rotation", "rotation", size=32)
+    _, out = build_scan_output(tmp_path, bundles={"rotation": bundle})
+    res = build_review(out, progress=True, workers=1, contact_sheets=False)
+    err = capsys.readouterr().err
+    for stage, unit, total in (("images", "film", 8), ("overlays", "overlay", 5), ("page", "step", 4)):
+        assert re.search(rf"{stage}: 100%\|[^|]*\| {total}/{total} \[[0-9:]+<[0-9:]+, +[0-9.]+(s/{unit}|{unit}/s)\]", err), (stage, err)
+    assert set(res.stage_seconds) == {"images", "overlays", "page"} and min(res.stage_seconds.values()) >= 0
+    assert sum(res.stage_seconds.values()) <= res.seconds + 1e-6
+
+
+BUDGET = {"rotation": {"threshold": 0.6, "rows": [
+    {"threshold": 0.5, "flagged": 9, "share": 0.009, "validation_recall": 0.99},
+    {"threshold": 0.6, "flagged": 5, "share": 0.005, "validation_recall": None},
+    {"threshold": 0.9, "flagged": 2, "share": 0.002, "validation_recall": 0.8}]},
+    "inversion": "not a budget", "flip": {"threshold": 0.7, "rows": "nor this"}}
+
+
+def test_flag_budget_table_when_the_summary_has_one(tmp_path):
+    _, out = build_scan_output(tmp_path)
+    summary = json.loads((out / "summary.json").read_text())
+    plain = build_review(out, progress=False, saliency=False, contact_sheets=False).page.read_text()
+    assert "flag-budget" not in plain
+    summary["flag_budget"] = BUDGET
+    (out / "summary.json").write_text(json.dumps(summary))
+    html = build_review(out, progress=False, saliency=False, contact_sheets=False).page.read_text()
+    budget = html[html.index('<details id="flag-budget"'):]
+    budget = budget[: budget.index("</details>")]
+    rows = re.findall(r"<tr( class=current)?><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td></tr>", budget)
+    assert rows == [("", "0.500", "9", "0.90%", "0.990"), (" class=current", "0.600", "5", "0.50%", "—"),
+                    ("", "0.900", "2", "0.20%", "0.800")]
+    assert "rotation: threshold in use 0.600" in budget and "inversion" not in budget and "flip" not in budget
+
+
+@pytest.mark.slow
+def test_every_flagged_pair_gets_an_overlay_from_the_default_detectors(tmp_path):
+    """With the bundled detectors every flagged (film, detector) pair gets an overlay, none by occlusion, and
+    flip's shows what its glyph reader read."""
+    from detectors.bundle import default_bundles_dir
+
+    root = default_bundles_dir()
+    if root is None:
+        pytest.skip("no bundled default detectors")
+    names = ("flip", "inversion", "rotation")
+    specs = [ImageSpec(f"s/f{i}.png", {"rotation": 0.9, "inversion": 0.9 if i % 2 else 0.1, "flip": 0.9 if i % 3 else 0.1},
+                       40, "F", "PA", f"P{i}", rotate=90 * (i % 4)) for i in range(6)]
+    _, out = build_scan_output(tmp_path, specs, thresholds={n: 0.5 for n in names},
+                               bundles={n: root / n for n in names}, film_size=128)
+    res = build_review(out, progress=False, contact_sheets=False, workers=1)
+    pairs = {(it["path"], sec["reason"]): it for sec in page_data(res.page)["sections"] for it in sec["items"]}
+    assert len(pairs) == 6 + 3 + 4 and res.overlays == len(pairs) and not res.warnings
+    for (path, reason), it in pairs.items():
+        assert it["overlay"] and (out / "review" / it["overlay"]).is_file(), (path, reason)
+        flip_methods = {"gradcam+markers", "markers", "gradcam+no-marker"}
+        assert it["saliency"] in (flip_methods if reason == "flip" else {"gradcam", "gradient"}), (path, reason, it)
+
+
+def test_a_corrupt_model_gives_one_warning_and_the_page_without_its_overlays(tmp_path):
+    bundle = save_tiny_bundle(tmp_path / "bundles" / "rotation", "rotation", size=32)
+    _, out = build_scan_output(tmp_path, bundles={"rotation": bundle})
+    (bundle / "model.keras").write_bytes(b"not a model any more")
+    res = build_review(out, progress=False, contact_sheets=False, workers=1)
+    assert res.overlays == 0 and res.images == 8
+    assert len([w for w in res.warnings if "rotation" in w and "sha256" in w]) == 1  # once, not per batch
+    rot = next(s for s in page_data(res.page)["sections"] if s["reason"] == "rotation")
+    assert all(it["thumb"] and it["overlay"] is None for it in rot["items"])

@@ -22,12 +22,12 @@ def test_page_over_real_dicom_and_png(tmp_path, shared_data):
     items = data["sections"][0]["items"]
     assert {it["path"] for it in items} == set(flagged)
     readable = [it for it in items if it["thumb"]]
-    # every file the reader can decode gets a thumbnail and a browser-viewable full-size PNG
+    # every file the reader can decode gets a thumbnail and a browser-viewable full-size preview
     assert len(readable) == len(items) == len(dicoms) + len(pngs) >= 5, [it["error"] for it in items if not it["thumb"]]
     for it in readable:
         assert it["full"].startswith("_full/")
         with Image.open(out / "review" / it["full"]) as im:
-            assert im.format == "PNG" and min(im.size) > 16
+            assert im.format == "JPEG" and min(im.size) > 16
     for it in items:
         if not it["thumb"]:
             assert it["error"]  # named, not silently dropped
