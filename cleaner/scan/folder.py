@@ -30,8 +30,10 @@ ERRORS_FILE = "errors.csv"
 DETECTORS_FILE = "detectors.csv"
 SUMMARY_FILE = "summary.json"
 #: the scan's journal while it runs (rows so far) and the settings it runs with (what ``--resume`` checks)
-JOURNAL_FILE = "scores.partial.csv"
+JOURNAL_FILE = "scores.partial.jsonl"
 CONFIG_FILE = "scan.config.json"
+#: the journal of scans started before it was JSON Lines (removed by ``--overwrite``)
+OLD_JOURNAL_FILE = "scores.partial.csv"
 #: one folder per exclusion reason (``reason_folder``) with a copy of each flagged file
 REVIEW_DIR = "review"
 #: a reviewer moves a false positive into ``review/<reason>/_keep/``
@@ -49,7 +51,8 @@ REPORT_PAGE = "report.html"
 REPORT_DIR = "report"
 STUDIES_FILE = "studies.csv"
 #: Every file or folder a scan owns in ``--out``; ``--overwrite`` removes only these.
-OWNED = (SCORES_FILE, EXCLUSIONS_FILE, ERRORS_FILE, DETECTORS_FILE, SUMMARY_FILE, REVIEW_DIR, JOURNAL_FILE, CONFIG_FILE)
+OWNED = (SCORES_FILE, EXCLUSIONS_FILE, ERRORS_FILE, DETECTORS_FILE, SUMMARY_FILE, REVIEW_DIR, JOURNAL_FILE, CONFIG_FILE,
+         OLD_JOURNAL_FILE)
 
 # --------------------------------------------------------------------------- columns
 

@@ -105,7 +105,7 @@ class ScanRun:
         (which a resumed scan may change)."""
         settings = self.config.result_settings()
         return {
-            "format": 2, "archive": str(self.target.target), "source_kind": self.target.kind, **settings,
+            "format": 3, "archive": str(self.target.target), "source_kind": self.target.kind, **settings,
             "metadata_table": self.metadata.describe() if self.metadata is not None else None,
             "detectors_used": [{k: r[k] for k in ("name", "version", "threshold", "threshold_source")}
                                for r in self.detectors.rows()],

@@ -21,13 +21,12 @@ SUMMARY_ORDER = (
 
 def _journal_rows_in_walk_order(target: ScanTarget, journal: Journal) -> Iterator[dict]:
     """Fallback when the archive changed between runs: the journal's rows in the current walk's order."""
-    import pandas as pd
-
-    frame = pd.read_csv(journal.path, dtype=str, keep_default_na=False).drop_duplicates("path")
-    frame = frame.set_index("path", drop=False)
+    by_path: dict[str, dict] = {}
+    for row in journal.iter_rows():
+        by_path.setdefault(row["path"], row)
     for rel, _ in target.iter_files(WalkStats()):
-        if rel in frame.index:
-            yield frame.loc[rel].to_dict()
+        if rel in by_path:
+            yield by_path[rel]
 
 
 def finalise(target: ScanTarget, out: Path, journal: Journal, columns: list[str], names: list[str],
