@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 from cleaner import __version__
+from cleaner.io.folderlock import LOCK_FILE, FolderLock
 from cleaner.io.metadata import AgeTable
 from cleaner.io.parallel import default_workers
 from cleaner.io.walker import WalkStats
@@ -127,6 +128,13 @@ class ScanRun:
             yield rel, str(path), specs
 
     def execute(self, resume: bool = False, overwrite: bool = False) -> dict:
+        """Run the scan holding ``--out``'s lock: a second scan into the same folder stops at once, naming this one."""
+        if self.out.exists() and not self.out.is_dir():
+            raise ScanError(f"{self.out}: --out exists and is not a folder")
+        with FolderLock(self.out, "scan"):
+            return self._execute(resume, overwrite)
+
+    def _execute(self, resume: bool, overwrite: bool) -> dict:
         journal = Journal(self.out, self.columns, self.record())
         resuming = _prepare_out(self.out, journal, resume, overwrite)
         self.done = journal.reopen() if resuming else (journal.start() or set())
@@ -185,9 +193,7 @@ def _prepare_out(out: Path, journal: Journal, resume: bool, overwrite: bool) -> 
     """Make ``out`` ready; returns True when continuing a journal. Refuses to mix runs silently."""
     if resume and overwrite:
         raise ScanError("--resume and --overwrite contradict each other; pick one")
-    if out.exists() and not out.is_dir():
-        raise ScanError(f"{out}: --out exists and is not a folder")
-    existing = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    existing = sorted(p.name for p in out.iterdir() if p.name != LOCK_FILE) if out.is_dir() else []
     if resume and journal.exists():
         journal.check_config()
         return True
