@@ -168,10 +168,25 @@ def write_summary(path: Path, summary: dict) -> None:
     atomic_write_text(path, json.dumps(summary, indent=2, sort_keys=False, default=str) + "\n")
 
 
+_UNSAFE_CHARS = re.compile(r"[%\\\x00-\x1f\x7f]")
+#: path parts that cannot stand as a folder or file name below a reason folder, and what stands for them
+_SPECIAL_PARTS = {"": "%2F", ".": "%2E", "..": "%2E%2E", KEEP_DIR: "%5F" + KEEP_DIR[1:]}
+
+
+def review_relpath(rel: str) -> str:
+    """Where the copies of the scanned file ``rel`` sit below each reason folder: its scan path, one folder per
+    ``/``, with ``%``, ``\\`` and control characters percent-escaped in every name, and the parts that cannot be
+    names there escaped whole: ``..`` and ``.``, the empty part before an absolute path from a list (``%2F``),
+    and ``_keep`` (which would read as a reviewer's decision). Ordinary names are kept as they are; no two
+    scan paths share a result, and none leaves the folder."""
+    parts = rel.split("/")
+    return "/".join(_SPECIAL_PARTS.get(part) or _UNSAFE_CHARS.sub(lambda m: f"%{ord(m.group()):02X}", part)
+                    for part in parts)
+
+
 def review_targets(out: Path, rel_path: str, reasons: Sequence[str]) -> list[Path]:
-    """Where the review copies of ``rel_path`` go: one per reason, keeping the relative path."""
-    rel = Path(*[p for p in Path(rel_path.replace("\\", "/")).parts if p not in ("/", "..", ".")]).as_posix()
-    rel = rel.lstrip("/")
+    """Where the review copies of ``rel_path`` go: one per reason, at ``review_relpath``."""
+    rel = review_relpath(rel_path)
     return [Path(out) / REVIEW_DIR / reason_folder(r) / rel for r in reasons]
 
 
@@ -207,8 +222,10 @@ def render_preview(source: Path):
 
 
 def write_frame(path: Path, frame) -> None:
-    """A pandas table as CSV, atomically (review apply, reports): readers never see half a file."""
-    atomic_write_text(Path(path), frame.to_csv(index=False))
+    """A pandas table as CSV, atomically (review apply, reports): readers never see half a file. Lines end in
+    ``\r\n`` as the scan's own CSVs do, which also makes pandas quote a ``\r`` inside a name (with ``\n`` alone
+    it would not, and the name would read back as two lines)."""
+    atomic_write_text(Path(path), frame.to_csv(index=False, lineterminator="\r\n"))
 
 
 # --------------------------------------------------------------------------- reading a scan folder back
@@ -246,6 +263,19 @@ class ScanOutput:
     @property
     def archive(self) -> Path:
         return Path(self.summary.get("archive", ""))
+
+    @property
+    def root_of_paths(self) -> Path:
+        """The folder the scan's paths are relative to: the archive folder, or the folder of the scanned list
+        or image (``root`` in summary.json; guessed from ``archive`` for scans made before it was recorded)."""
+        if self.summary.get("root"):
+            return Path(self.summary["root"])
+        archive = self.archive
+        return archive.parent if archive.is_file() or (not archive.is_dir() and archive.suffix) else archive
+
+    def source(self, rel: str) -> Path:
+        """The scanned file of the scan path ``rel`` (an absolute path from a list stays itself)."""
+        return self.root_of_paths / rel
 
     @property
     def review_dir(self) -> Path:
@@ -314,11 +344,12 @@ def find_review_copy(review_dir: Path, folder: str, rel: str) -> Path | None:
     also when a reviewer moved it to ``_keep/``; None if it is gone."""
     from cleaner.io.images import sniff_format
 
+    name = review_relpath(rel)
     for base in (review_dir / folder, review_dir / folder / KEEP_DIR):
-        preview = base / (rel + ".png")
+        preview = base / (name + ".png")
         if preview.is_file():
             return preview
-        copy = base / rel
+        copy = base / name
         if copy.is_file():
             try:
                 if sniff_format(copy) in ("PNG", "JPEG", "BMP"):

@@ -175,7 +175,8 @@ class ScanRun:
         summary = finalise(self.target, self.out, journal, self.columns, self.detectors.names, det_rows, self.stats,
                            self.needs_reorder, turn=self.detectors.rotation is not None)
         seconds = time.perf_counter() - self.t0
-        summary.update(archive=str(self.target.target), out=str(self.out), cxclean_version=__version__,
+        summary.update(archive=str(self.target.target), root=str(self.target.root), out=str(self.out),
+                       cxclean_version=__version__,
                        started=self.started, finished=_utc_now(), seconds=round(seconds, 3))
         summary["images_per_second"] = round(self.scanned / seconds, 2) if seconds > 0 else None
         summary.update(

@@ -13,7 +13,7 @@ from cleaner.scan.targets import ScanTarget
 
 #: summary.json's leading keys, in this order (the rest follow as they come)
 SUMMARY_ORDER = (
-    "archive", "out", "cxclean_version", "started", "finished", "seconds", "files", "ok", "errors", "excluded",
+    "archive", "root", "out", "cxclean_version", "started", "finished", "seconds", "files", "ok", "errors", "excluded",
     "excluded_per_reason", "skipped", "images_per_second", "min_age", "unknown_age", "unknown_age_count",
     "detectors",
 )
