@@ -7,12 +7,14 @@ their labels; change them only together with the README section that documents t
 from __future__ import annotations
 
 import csv
+import glob
+import io
 import json
 import math
 import os
 import re
+import secrets
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -20,6 +22,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from cleaner.io.errors import CxcleanError
+from cleaner.io.readonly import open_quietly
 from cleaner.scan.orientation import TURN_COLUMN
 
 # --------------------------------------------------------------------------- names
@@ -107,13 +110,36 @@ def format_age(value) -> str:
     return f"{float(value):g}"
 
 
+#: temporary files of the atomic writers: ``.<name>.<random>.tmp`` beside the file they become
+TMP_SUFFIX = ".tmp"
+
+
+def _temporary(path: Path):
+    """A new, exclusive temporary file beside ``path`` as (binary file, its path). Made with mode 0666 less the
+    umask, as ``open`` makes files, so a CSV moved into place has the permissions of any file this user
+    writes (``mkstemp``'s 0600 would make scan outputs private while review apply's were not)."""
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{TMP_SUFFIX}")
+        try:
+            return os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb"), str(tmp)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{path}: cannot make a temporary file beside it")
+
+
+def stale_temporaries(out: Path) -> list[Path]:
+    """Temporary files a scan killed while writing its final files left in ``out``: they are the scan's own,
+    removed by ``--overwrite`` and ``--resume``."""
+    return sorted(p for name in OWNED for p in Path(out).glob(f".{glob.escape(name)}.*{TMP_SUFFIX}") if p.is_file())
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write via a temporary file in the same folder and ``os.replace``: readers never see half a file."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fh, tmp = _temporary(path)
     try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            fh.write(text)
+        with fh:
+            fh.write(text.encode("utf-8"))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -129,8 +155,8 @@ class AtomicCsv:
     def __init__(self, path: Path, columns: Sequence[str]):
         self.path = Path(path)
         self.columns = list(columns)
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        self.fh = os.fdopen(fd, "w", newline="", encoding="utf-8")
+        raw, self.tmp = _temporary(self.path)
+        self.fh = io.TextIOWrapper(raw, encoding="utf-8", newline="")
         self.writer = csv.DictWriter(self.fh, fieldnames=self.columns, extrasaction="ignore")
         self.writer.writeheader()
         self.rows = 0
@@ -191,7 +217,8 @@ def review_targets(out: Path, rel_path: str, reasons: Sequence[str]) -> list[Pat
 
 
 def copy_for_review(source: Path, out: Path, rel_path: str, reasons: Sequence[str], dicom: bool) -> list[Path]:
-    """Copy ``source`` (read-only access, ``copy2`` keeps its times) into each reason's folder.
+    """Copy ``source`` into each reason's folder: read without touching its access time where allowed
+    (``readonly``), the copy given the source's times and permissions as ``shutil.copy2`` would.
 
     DICOM copies get a ``<file name>.png`` preview beside them, rendered by the one reader, because a
     reviewer's file browser cannot open DICOM. Returns the copies written.
@@ -200,7 +227,9 @@ def copy_for_review(source: Path, out: Path, rel_path: str, reasons: Sequence[st
     preview = None
     for target in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, target)
+        with open_quietly(source) as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        shutil.copystat(source, target)
         if dicom:
             if preview is None:
                 preview = render_preview(source)

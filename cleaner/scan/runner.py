@@ -197,6 +197,8 @@ def _prepare_out(out: Path, journal: Journal, resume: bool, overwrite: bool) -> 
     existing = sorted(p.name for p in out.iterdir() if p.name != LOCK_FILE) if out.is_dir() else []
     if resume and journal.exists():
         journal.check_config()
+        for tmp in so.stale_temporaries(out):  # a kill while the final files were written
+            tmp.unlink()
         return True
     if resume and (out / so.SUMMARY_FILE).is_file():
         raise ScanError(f"{out}: this scan already finished (summary.json is there); nothing to resume. "
@@ -209,8 +211,7 @@ def _prepare_out(out: Path, journal: Journal, resume: bool, overwrite: bool) -> 
     if existing and resume:
         raise ScanError(f"{out}: no scan journal to resume here and the folder is not empty; use --overwrite")
     if overwrite:
-        for name in so.OWNED:
-            target = out / name
+        for target in [out / name for name in so.OWNED] + so.stale_temporaries(out):
             if target.is_dir() and not target.is_symlink():
                 shutil.rmtree(target)
             elif target.exists() or target.is_symlink():

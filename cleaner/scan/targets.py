@@ -9,6 +9,9 @@ from cleaner.io.pathlists import is_path_list, read_path_list
 from cleaner.io.walker import WalkStats, walk_archive
 from cleaner.scan.config import ScanError
 
+#: how a path listed again in a CSV list is counted (it is scanned once, one row)
+REPEATED = "repeated in the list (scanned once)"
+
 
 @dataclass
 class ScanTarget:
@@ -39,7 +42,12 @@ class ScanTarget:
             stats.candidates += 1
             yield self.target.name, self.target
         else:
+            seen = set()
             for item in read_path_list(self.target):
+                if item.path in seen:  # one row per path: counted, so the merge is not silent
+                    stats.skipped[REPEATED] += 1
+                    continue
+                seen.add(item.path)
                 stats.candidates += 1
                 yield item.path, item.absolute
 
