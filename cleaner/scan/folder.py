@@ -85,6 +85,17 @@ def exclusion_columns(detector_names: Sequence[str], turn: bool = False) -> list
             + ["age_years"])
 
 
+def text_path(path: str) -> str:
+    """A path as the scan's CSVs hold it: UTF-8 text. The bytes of a file name that are not UTF-8 (read by
+    Python as surrogate escapes, which no UTF-8 file can hold) are written as ``\\xNN``, so the file is still
+    a row; every other name is kept as it is."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def age_reason(min_age: float) -> str:
     """The exclusion reason for a patient younger than ``min_age``: ``age<10``, ``age<2.5``."""
     return f"age<{min_age:g}"

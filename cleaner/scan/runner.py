@@ -98,6 +98,7 @@ class ScanRun:
         self.rules = ExclusionRules(thresholds, config.min_age, config.unknown_age)
         self.stats = WalkStats()
         self.done: set[str] = set()
+        self.sources: dict[str, Path] = {}  # files in flight, by scan path
         self.fresh_seen = self.needs_reorder = False
         self.done_seen = self.scanned = 0
 
@@ -125,6 +126,7 @@ class ScanRun:
                     self.needs_reorder = True
                 continue
             self.fresh_seen = True
+            self.sources[rel] = path  # the file itself: ``rel`` may spell a name that is not UTF-8 differently
             yield rel, str(path), specs
 
     def execute(self, resume: bool = False, overwrite: bool = False) -> dict:
@@ -163,11 +165,10 @@ class ScanRun:
         return self._finish(journal, resuming, workers)
 
     def _copy_for_review(self, rows: list[dict]) -> None:
-        if not self.config.review:
-            return
         for row in rows:
-            if row["excluded"] == "True":
-                so.copy_for_review(self.target.root / row["path"], self.out, row["path"], row["reasons"].split(";"),
+            source = self.sources.pop(row["path"])
+            if self.config.review and row["excluded"] == "True":
+                so.copy_for_review(source, self.out, row["path"], row["reasons"].split(";"),
                                    dicom=row["format"] == "DICOM")
 
     def _finish(self, journal: Journal, resuming: bool, workers: int) -> dict:

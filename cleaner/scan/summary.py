@@ -62,7 +62,7 @@ def finalise(target: ScanTarget, out: Path, journal: Journal, columns: list[str]
                 shown = Path(folder).relative_to(target.root).as_posix()
             except ValueError:
                 shown = folder
-            errors.write({"path": shown, "error": reason})
+            errors.write({"path": so.text_path(shown), "error": so.text_path(reason)})
     except BaseException:
         for f in (scores, exclusions, errors):
             f.abort()

@@ -102,3 +102,34 @@ def test_a_scan_leaves_the_archive_access_times_alone(rule_bundles, built_archiv
     assert summary["excluded"] > 0 and (tmp_path / "out" / "review").is_dir()  # copies were read too
     touched = [str(p.relative_to(built_archive.root)) for p in entries if p.stat().st_atime != 1_000_000_000]
     assert touched == []
+
+
+HOSTILE_NAMES = ["new\nline.png", 'q"uote.png', "com,ma.png", "-dash.png", "ünï.png", "sp ace .png", "semi;colon.png",
+                 "#hash?%.png", "back\\slash.png", "cr\r.png"]
+
+
+def test_hostile_file_names_are_each_a_row_with_their_own_review_copy(rule_bundles, tmp_path):
+    """Every name a POSIX file system allows, also bytes that are not UTF-8 (written as \\xNN in the CSVs)."""
+    from cleaner.review.apply import apply_review
+    from cleaner.review.build import build_review
+    from cleaner.scan.folder import load_scan_output, review_relpath
+
+    archive = tmp_path / "archive"
+    for i, name in enumerate(HOSTILE_NAMES):
+        write_png(archive / name, rotated(film(i), 1))
+    raw = os.path.join(os.fsencode(archive), b"latin\xe9.png")  # a name from an old Windows export
+    write_png(Path(os.fsdecode(raw)), rotated(film(20), 1))
+    out = tmp_path / "out"
+    summary = scan(archive, out, rule_bundles, workers=2)
+    assert summary["files"] == summary["excluded"] == len(HOSTILE_NAMES) + 1 and summary["errors"] == 0
+    scanned = load_scan_output(out)  # the CSVs read back, every name intact
+    assert sorted(scanned.scores["path"]) == sorted(HOSTILE_NAMES + ["latin\\xe9.png"])
+    for name in HOSTILE_NAMES:
+        assert (out / "review" / "rotation" / review_relpath(name)).read_bytes() == (archive / name).read_bytes()
+    assert (out / "review" / "rotation" / "latin%5Cxe9.png").read_bytes() == Path(os.fsdecode(raw)).read_bytes()
+
+    assert build_review(out, saliency=False, contact_sheets=False, progress=False).warnings == []
+    decisions = tmp_path / "decisions.json"
+    decisions.write_text(json.dumps([{"path": n, "reason": "rotation", "decision": "keep"} for n in HOSTILE_NAMES]))
+    result = apply_review(out, [decisions])
+    assert result.counts == {"overturned": len(HOSTILE_NAMES), "unreviewed": 1} and result.warnings == []
