@@ -155,21 +155,28 @@ def _json_default(value):
     raise TypeError(f"cannot store {type(value).__name__} in detector.json")
 
 
-def load(path: str | os.PathLike) -> Detector:
-    """Load a bundle folder (or its ``detector.json``): the JSON must pass the schema (``bundle_schema``), the
-    model file must sit inside the folder and match its recorded sha256, and Keras loads it in safe mode."""
-    path = Path(path)
-    folder = path.parent if path.name == INFO_FILE else path
-    info_path = folder / INFO_FILE
+def read_info(folder: str | os.PathLike) -> dict:
+    """The bundle ``folder``'s ``detector.json``, checked against the schema (``bundle_schema``); a
+    ``BundleError`` names the file and every field that is wrong."""
+    info_path = Path(folder) / INFO_FILE
     if not info_path.is_file():
         raise BundleError(f"{folder}: not a detector bundle (no {INFO_FILE})")
     try:
         info = json.loads(info_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"{info_path}: not valid JSON ({exc})") from None
-    problems = info_problems(info, folder)
+    problems = info_problems(info, Path(folder))
     if problems:
         raise BundleError(f"{info_path}: " + "; ".join(problems))
+    return info
+
+
+def load(path: str | os.PathLike) -> Detector:
+    """Load a bundle folder (or its ``detector.json``): the JSON must pass the schema (``bundle_schema``), the
+    model file must sit inside the folder and match its recorded sha256, and Keras loads it in safe mode."""
+    path = Path(path)
+    folder = path.parent if path.name == INFO_FILE else path
+    info = read_info(folder)
     model_path = folder / info["model_file"]
     if file_sha256(model_path) != info["model_sha256"].lower():
         raise BundleError(f"{model_path}: model file does not match the sha256 in {INFO_FILE} (changed or corrupt)")

@@ -127,3 +127,21 @@ def test_symlinked_bundle_folders_are_found_and_loops_cut(rule_bundles, tmp_path
     from cleaner.scan.detector_set import resolve_bundle_paths
 
     assert len(resolve_bundle_paths([detectors_dir], [])) == 2
+
+
+def test_the_command_line_names_a_bad_bundle_and_exits_2(bundle, built_archive, tmp_path):
+    from click.testing import CliRunner
+
+    from cleaner.cli import main
+
+    info_path = edit(bundle, threshold=float("nan"), input={"size": 100000})
+    for extra in (["--out", str(tmp_path / "out")], ["--dry-run"]):
+        res = CliRunner().invoke(main, ["scan", str(built_archive.root), "--detector", str(bundle), *extra])
+        assert res.exit_code == 2 and res.exception is None or isinstance(res.exception, SystemExit), res.output
+        assert "error: " in res.output and str(info_path) in res.output
+        assert "threshold: must be a finite number between 0 and 1, not nan" in res.output
+        assert "input.size: must be a whole number between 16 and 2048 (pixels), not 100000" in res.output
+    assert not (tmp_path / "out").exists()  # stopped before anything was written
+    info_path.write_text("[]")
+    res = CliRunner().invoke(main, ["scan", str(built_archive.root), "--detector", str(bundle), "--dry-run"])
+    assert res.exit_code == 2 and "expected a JSON object" in res.output
