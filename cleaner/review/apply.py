@@ -87,7 +87,7 @@ def read_decisions_file(path: str | os.PathLike) -> list[dict]:
 
 
 def _flagged_path(written: str, flagged: dict) -> str:
-    """The flagged path a decision names: as written (a name may hold ``\\``, ``\r`` or spaces at its ends),
+    """The flagged path a decision names: as written (a name may hold ``\\``, ``\\r`` or spaces at its ends),
     else with spaces trimmed and Windows separators read as ``/`` (a hand-made file)."""
     if any(written in paths for paths in flagged.values()):
         return written

@@ -166,7 +166,7 @@ class ScanRun:
 
     def _copy_for_review(self, rows: list[dict]) -> None:
         for row in rows:
-            source = self.sources.pop(row["path"])
+            source = self.sources.pop(row["path"], self.target.root / row["path"])
             if self.config.review and row["excluded"] == "True":
                 so.copy_for_review(source, self.out, row["path"], row["reasons"].split(";"),
                                    dicom=row["format"] == "DICOM")
@@ -177,8 +177,7 @@ class ScanRun:
                            self.needs_reorder, turn=self.detectors.rotation is not None)
         seconds = time.perf_counter() - self.t0
         summary.update(archive=str(self.target.target), root=str(self.target.root), out=str(self.out),
-                       cxclean_version=__version__,
-                       started=self.started, finished=_utc_now(), seconds=round(seconds, 3))
+                       cxclean_version=__version__, started=self.started, finished=_utc_now(), seconds=round(seconds, 3))
         summary["images_per_second"] = round(self.scanned / seconds, 2) if seconds > 0 else None
         summary.update(
             min_age=self.config.min_age, unknown_age=self.config.unknown_age, detectors=det_rows, resumed=resuming,
