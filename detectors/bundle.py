@@ -19,9 +19,10 @@ from cleaner.io.errors import CxcleanError
 from cleaner.io.manifests import file_sha256
 from cleaner.io.preprocess import InputSpec, preprocess
 
+from .bundle_schema import FORMAT_VERSION, info_problems
+
 MODEL_FILE = "model.keras"
 INFO_FILE = "detector.json"
-FORMAT_VERSION = 1
 #: the folder, inside this package, of the bundled default detectors
 DEFAULT_BUNDLES = "default_bundles"
 
@@ -154,17 +155,30 @@ def _json_default(value):
     raise TypeError(f"cannot store {type(value).__name__} in detector.json")
 
 
-def load(path: str | os.PathLike) -> Detector:
-    """Load a bundle folder (or its ``detector.json``); the model file must match its recorded sha256."""
-    path = Path(path)
-    folder = path.parent if path.name == INFO_FILE else path
-    info_path = folder / INFO_FILE
+def read_info(folder: str | os.PathLike) -> dict:
+    """The bundle ``folder``'s ``detector.json``, checked against the schema (``bundle_schema``); a
+    ``BundleError`` names the file and every field that is wrong."""
+    info_path = Path(folder) / INFO_FILE
     if not info_path.is_file():
         raise BundleError(f"{folder}: not a detector bundle (no {INFO_FILE})")
-    info = json.loads(info_path.read_text())
-    model_path = folder / info.get("model_file", MODEL_FILE)
-    expected = info.get("model_sha256")
-    if expected and file_sha256(model_path) != expected:
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{info_path}: not valid JSON ({exc})") from None
+    problems = info_problems(info, Path(folder))
+    if problems:
+        raise BundleError(f"{info_path}: " + "; ".join(problems))
+    return info
+
+
+def load(path: str | os.PathLike) -> Detector:
+    """Load a bundle folder (or its ``detector.json``): the JSON must pass the schema (``bundle_schema``), the
+    model file must sit inside the folder and match its recorded sha256, and Keras loads it in safe mode."""
+    path = Path(path)
+    folder = path.parent if path.name == INFO_FILE else path
+    info = read_info(folder)
+    model_path = folder / info["model_file"]
+    if file_sha256(model_path) != info["model_sha256"].lower():
         raise BundleError(f"{model_path}: model file does not match the sha256 in {INFO_FILE} (changed or corrupt)")
     import keras
 
@@ -175,8 +189,21 @@ def load(path: str | os.PathLike) -> Detector:
 
 
 def find_bundles(root: str | os.PathLike) -> list[Path]:
-    """Every bundle folder at or below ``root``, sorted."""
+    """Every bundle folder at or below ``root``, sorted; folders reached through symbolic links are searched too
+    (as the archive walker does), each real folder once, so a link loop ends."""
     root = Path(root)
     if (root / INFO_FILE).is_file():
         return [root]
-    return sorted(p.parent for p in root.rglob(INFO_FILE))
+    found, seen = [], set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        try:
+            st = os.stat(folder)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        if INFO_FILE in files:
+            found.append(Path(folder))
+    return sorted(found)

@@ -142,13 +142,17 @@ def _decode(path: str, max_side: int):
     return shrink_to(loaded.pixels, max_side), loaded.meta.patient_id, sha, None
 
 
+def _crashed(path, why: str) -> tuple:
+    return None, None, None, f"decoder crashed: {why}"
+
+
 def decode_sources(sources: list[TrainingImage], max_side: int, workers: int = 1, progress: bool = True) -> list[TrainingImage]:
     """Decode every source in place; unreadable ones keep their reason in ``.error`` (never dropped silently)."""
     from tqdm import tqdm
 
     todo = [s for s in sources if s.error is None]
     func = functools.partial(_decode, max_side=max_side)
-    results = ordered_map(func, [s.path for s in todo], workers=workers, chunksize=8)
+    results = ordered_map(func, [s.path for s in todo], workers=workers, chunksize=8, on_crash=_crashed)
     for source, (pixels, patient_id, sha, error) in tqdm(
         zip(todo, results), total=len(todo), desc="decoding", unit="img", disable=not progress
     ):

@@ -78,8 +78,6 @@ def scan(archive, out, detector_dirs, detector_paths, thresholds, min_age, unkno
 
 
 def _dry_run(archive, detector_dirs, detector_paths, plan, resolve_bundle_paths):
-    import json
-
     paths, stats = plan(archive)
     n = 0
     for rel in paths:
@@ -89,7 +87,9 @@ def _dry_run(archive, detector_dirs, detector_paths, plan, resolve_bundle_paths)
     for folder, reason in stats.folder_errors:
         click.echo(f"unreadable folder {folder}: {reason}", err=True)
     if detector_dirs or detector_paths:
+        from detectors.bundle import read_info
+
         for bundle in resolve_bundle_paths(detector_dirs, detector_paths):
-            info = json.loads((bundle / "detector.json").read_text())
+            info = read_info(bundle)
             click.echo(f"detector {info.get('name')} ({info.get('kind')}, {info.get('version')}, "
                        f"threshold {info.get('threshold')}) from {bundle}", err=True)

@@ -18,6 +18,7 @@ from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut
 from cleaner.io.ages import age_from_dates, parse_age_string
 from cleaner.io.errors import ImageReadError
 from cleaner.io.quiet import native_stderr_silenced as _native_stderr_silenced
+from cleaner.io.readonly import open_quietly
 from cleaner.io.pixels import ImageMeta, LoadedImage, check_frame_size, note_blank, rgb_to_grey, to_unit_range
 
 # pydicom logs every failed plugin at WARNING; the reason reaches the user through ImageReadError.
@@ -128,17 +129,28 @@ def _decode(path: Path, ds, meta: ImageMeta) -> np.ndarray:
             ) from None
 
 
+def _cut_short(ds) -> str | None:
+    """Why parsing ended early, when the last element holds fewer bytes than its length says: a corrupt element
+    length (or a truncated file) swallowed the rest, pixel data included."""
+    last = next(reversed(ds._dict.values()), None) if len(ds._dict) else None
+    length, value = getattr(last, "length", None), getattr(last, "value", None)
+    if isinstance(value, bytes) and isinstance(length, int) and length != 0xFFFFFFFF and len(value) < length:
+        return (f"corrupt DICOM: element {last.tag} declares {length} bytes but the file ends {len(value)} bytes "
+                "into it (a corrupt element length, or a truncated file); the elements after it cannot be read")
+    return None
+
+
 def read_dicom(path: Path) -> LoadedImage:
     try:
-        with warnings.catch_warnings():  # pydicom warns about each invalid value; a bad file gets one clear error
+        with warnings.catch_warnings(), open_quietly(path) as fh:  # one clear error, not a warning per bad value
             warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(path, force=True)
+            ds = pydicom.dcmread(fh, force=True)
     except InvalidDicomError as exc:
         raise ImageReadError(path, f"not a valid DICOM file: {exc}") from None
     except Exception as exc:
         raise ImageReadError(path, f"truncated or corrupt DICOM header: {exc}") from None
     if not any(tag in ds for tag in _PIXEL_TAGS):
-        raise ImageReadError(path, "DICOM has no pixel data")
+        raise ImageReadError(path, _cut_short(ds) or "DICOM has no pixel data")
     try:
         meta = _meta(path, ds)
     except Exception as exc:

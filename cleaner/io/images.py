@@ -6,6 +6,7 @@ stages need. Format is decided by content, not by file name. Every failure is an
 """
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import warnings
@@ -16,6 +17,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from cleaner.io.dicom import read_dicom
 from cleaner.io.errors import ImageReadError
+from cleaner.io.readonly import open_quietly
 from cleaner.io.pixels import (MAX_FILE_BYTES, MAX_PIXELS, ImageMeta, LoadedImage, check_frame_size, note_blank,
                                rgb_to_grey, to_unit_range)
 
@@ -27,7 +29,7 @@ _RASTER_FORMATS = {"PNG", "JPEG", "TIFF", "BMP"}
 
 def sniff_format(path: str | os.PathLike) -> str | None:
     """The file's format from its first bytes, or None when it is none cxclean reads."""
-    with open(path, "rb") as fh:
+    with open_quietly(path) as fh:
         head = fh.read(132)
     if len(head) >= 132 and head[128:132] == b"DICM":
         return "DICOM"
@@ -47,14 +49,18 @@ def sniff_format(path: str | os.PathLike) -> str | None:
 
 
 def _check_file(path: Path) -> int:
-    if path.is_symlink() and not path.exists():
-        raise ImageReadError(path, "broken symbolic link")
     try:
         st = path.stat()
     except FileNotFoundError:
+        if path.is_symlink():
+            raise ImageReadError(path, f"broken symbolic link (to {os.readlink(path)}, which does not exist)") from None
         raise ImageReadError(path, "file not found") from None
     except PermissionError:
         raise ImageReadError(path, "permission denied") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ImageReadError(path, "symbolic link loop (the link leads back to itself)") from None
+        raise ImageReadError(path, f"cannot open: {exc.strerror or exc}") from None
     if path.is_dir():
         raise ImageReadError(path, "is a folder, not a file")
     if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block or never end when read
@@ -69,43 +75,8 @@ def _check_file(path: Path) -> int:
 
 def _read_raster(path: Path, fmt: str) -> LoadedImage:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(path)
-        with im:
-            check_frame_size(path, *im.size)
-            meta = ImageMeta(path=str(path), format=fmt, width=im.size[0], height=im.size[1], decoder="pillow")
-            n_frames = getattr(im, "n_frames", 1)
-            if n_frames > 1:
-                meta.frames = n_frames
-                meta.notes.append(f"first of {n_frames} pages")
-            im.load()
-            if fmt in ("JPEG", "TIFF"):
-                orientation = im.getexif().get(0x0112, 1)
-                if orientation not in (None, 1):
-                    im = ImageOps.exif_transpose(im)
-                    meta.notes.append(f"EXIF orientation {orientation} applied")
-            mode = im.mode
-            meta.photometric = mode
-            if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-                arr = np.asarray(im)
-                meta.bits = 16 if mode.startswith("I;16") else 32
-                try:
-                    pixels = to_unit_range(arr)
-                except ValueError as exc:
-                    raise ImageReadError(path, str(exc)) from None
-                meta.notes.append(f"{meta.bits}-bit values scaled min-max to [0, 1]")
-            else:
-                meta.bits = 1 if mode == "1" else 8
-                if mode not in ("L", "1"):
-                    if mode in ("LA", "RGBA", "PA"):
-                        meta.notes.append("alpha channel ignored")
-                    if mode not in ("LA",):
-                        meta.notes.append(f"colour ({mode}) converted to grey")
-                    if mode in ("P", "PA"):
-                        im = im.convert("RGB")
-                im = im.convert("L")
-                pixels = np.asarray(im, dtype=np.float32) / 255.0
+        with open_quietly(path) as fh:
+            return _decode_raster(path, fmt, fh)
     except ImageReadError:
         raise
     except Image.DecompressionBombError as exc:
@@ -119,6 +90,47 @@ def _read_raster(path: Path, fmt: str) -> LoadedImage:
         if "truncated" in text.lower() or isinstance(exc, EOFError) or "broken" in text.lower():
             raise ImageReadError(path, f"truncated or corrupt {fmt}: {text}") from None
         raise ImageReadError(path, f"cannot decode {fmt}: {text}") from None
+
+
+def _decode_raster(path: Path, fmt: str, fh) -> LoadedImage:
+    """Pillow's reading of the open file ``fh``, to a [0, 1] grey array; Pillow's errors are ``_read_raster``'s."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        im = Image.open(fh)
+    with im:
+        check_frame_size(path, *im.size)
+        meta = ImageMeta(path=str(path), format=fmt, width=im.size[0], height=im.size[1], decoder="pillow")
+        n_frames = getattr(im, "n_frames", 1)
+        if n_frames > 1:
+            meta.frames = n_frames
+            meta.notes.append(f"first of {n_frames} pages")
+        im.load()
+        if fmt in ("JPEG", "TIFF"):
+            orientation = im.getexif().get(0x0112, 1)
+            if orientation not in (None, 1):
+                im = ImageOps.exif_transpose(im)
+                meta.notes.append(f"EXIF orientation {orientation} applied")
+        mode = im.mode
+        meta.photometric = mode
+        if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+            arr = np.asarray(im)
+            meta.bits = 16 if mode.startswith("I;16") else 32
+            try:
+                pixels = to_unit_range(arr)
+            except ValueError as exc:
+                raise ImageReadError(path, str(exc)) from None
+            meta.notes.append(f"{meta.bits}-bit values scaled min-max to [0, 1]")
+        else:
+            meta.bits = 1 if mode == "1" else 8
+            if mode not in ("L", "1"):
+                if mode in ("LA", "RGBA", "PA"):
+                    meta.notes.append("alpha channel ignored")
+                if mode not in ("LA",):
+                    meta.notes.append(f"colour ({mode}) converted to grey")
+                if mode in ("P", "PA"):
+                    im = im.convert("RGB")
+            im = im.convert("L")
+            pixels = np.asarray(im, dtype=np.float32) / 255.0
     if pixels.ndim != 2:
         raise ImageReadError(path, f"unexpected pixel array shape {pixels.shape}")
     note_blank(pixels, meta)

@@ -37,6 +37,10 @@ def inspect_file(path: str | os.PathLike) -> dict:
     return row
 
 
+def _crashed(path, why: str) -> dict:
+    return {"path": str(path), "status": "error", "error": f"decoder crashed: {why}"}
+
+
 def iter_candidates(paths: Iterable[str | os.PathLike], stats: WalkStats) -> Iterator[Path]:
     for root in paths:
         yield from walk_archive(root, stats)
@@ -45,7 +49,8 @@ def iter_candidates(paths: Iterable[str | os.PathLike], stats: WalkStats) -> Ite
 def inspect_paths(paths: Iterable[str | os.PathLike], workers: int = 1, on_row=None) -> InspectResult:
     stats = WalkStats()
     rows = []
-    for row in bounded_ordered_map(inspect_file, iter_candidates(paths, stats), workers, chunksize=4, ahead=64):
+    for row in bounded_ordered_map(inspect_file, iter_candidates(paths, stats), workers, chunksize=4, ahead=64,
+                                   on_crash=_crashed):
         rows.append({c: row.get(c) for c in COLUMNS})
         if on_row:
             on_row(rows[-1])

@@ -2,60 +2,153 @@
 
 Workers come from a ``forkserver`` context: they never inherit a parent that has already
 started TensorFlow's threads, which ``fork`` would copy in an undefined state.
+
+A worker can die under a file (the OOM killer, a crashing native decoder). ``multiprocessing.Pool`` never
+notices and waits forever; ``concurrent.futures`` fails every unfinished task instead. Those files are then
+run again one at a time, each in a pool of its own, so only a file that kills its worker again is reported
+(through ``on_crash``, as that file's result) and the others are read as usual; then the map goes on in
+parallel. Workers ignore Ctrl-C: the parent alone handles it, and stops them.
 """
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import threading
+import signal
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from itertools import islice
 from typing import Callable, Iterable, Iterator, TypeVar
+
+from cleaner.io.errors import CxcleanError
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+class WorkerCrashError(CxcleanError):
+    """A worker process died on an item and no ``on_crash`` says what stands for its result."""
 
 
 def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
-def ordered_map(func: Callable[[T], R], items: Iterable[T], workers: int = 1, chunksize: int = 4) -> Iterator[R]:
-    """``map(func, items)`` in input order. ``Pool.imap`` reads its input eagerly: use
-    ``bounded_ordered_map`` where the input or the results are large.
+def ordered_map(func: Callable[[T], R], items: Iterable[T], workers: int = 1, chunksize: int = 4,
+                on_crash: Callable | None = None) -> Iterator[R]:
+    """``map(func, items)`` in input order, in ``workers`` processes, reading ahead a bounded window.
 
-    ``func`` must be a module-level function and must not raise (return errors as values).
-    """
+    ``func`` must be a module-level function and must not raise (return errors as values). ``on_crash(item,
+    why)`` gives the result for an item whose worker died twice on it; without it, ``WorkerCrashError``."""
+    return bounded_ordered_map(func, items, workers, chunksize, max(64, 8 * workers * chunksize), on_crash)
+
+
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _run_chunk(func, chunk: list) -> list:
+    return [func(item) for item in chunk]
+
+
+class _Pool:
+    """A process pool that can say how its worker died, and be stopped without waiting for stuck workers."""
+
+    def __init__(self, workers: int):
+        self.executor = ProcessPoolExecutor(workers, mp_context=mp.get_context("forkserver"),
+                                            initializer=_ignore_interrupts)
+        self.processes = self.executor._processes  # the same dict the executor fills; kept to read exit codes
+
+    def submit(self, func, chunk: list):
+        return self.executor.submit(_run_chunk, func, chunk)
+
+    def death(self) -> str:
+        """Why a worker ended, from the exit codes the broken pool left (after ``close``: all are known; the
+        others were stopped by the pool with SIGTERM)."""
+        codes = [p.exitcode for p in list(self.processes.values())]
+        dead = [c for c in codes if c not in (None, 0, -signal.SIGTERM)] or [c for c in codes if c]
+        if not dead:
+            return "worker process died"
+        if dead[0] < 0:
+            return f"worker killed by signal {-dead[0]} ({signal.Signals(-dead[0]).name})"
+        return f"worker exited with status {dead[0]}"
+
+    def close(self, kill: bool = False) -> None:
+        if kill:  # stopped early (Ctrl-C, an error downstream): do not wait for work nobody will read
+            for process in list(self.processes.values()):
+                if process.is_alive():
+                    process.terminate()
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+def bounded_ordered_map(func: Callable, items: Iterable, workers: int, chunksize: int, ahead: int,
+                        on_crash: Callable | None = None) -> Iterator:
+    """``map(func, items)`` in order, with back-pressure: at most ``ahead`` items are submitted but not yet
+    consumed, so memory does not grow with the input when decoding is faster than what consumes it.
+
+    A dead worker is survived as the module docstring says; ``on_crash(item, why)`` stands for the result of
+    an item that killed its worker twice (``WorkerCrashError`` without it)."""
     if workers <= 1:
         for item in items:
             yield func(item)
         return
-    ctx = mp.get_context("forkserver")
-    with ctx.Pool(workers) as pool:
-        yield from pool.imap(func, items, chunksize=chunksize)
-
-
-def bounded_ordered_map(func: Callable, items: Iterable, workers: int, chunksize: int, ahead: int) -> Iterator:
-    """``ordered_map`` with back-pressure: at most ``ahead`` items are decoded but not yet consumed.
-
-    ``Pool.imap`` alone reads its whole input and keeps every finished result until it is asked
-    for, so with decoding faster than inference memory would grow with the archive.
-    """
     ahead = max(int(ahead), chunksize + 1)
-    slots = threading.Semaphore(ahead)
-    stop = threading.Event()
-
-    def feed():
-        for item in items:
-            slots.acquire()
-            if stop.is_set():
-                return
-            yield item
-
-    inner = ordered_map(func, feed(), workers=workers, chunksize=chunksize)
+    source = iter(items)
+    window: deque = deque()  # (items, future), oldest first
+    in_flight = 0
+    pool = _Pool(workers)
+    finished = False
     try:
-        for result in inner:
-            slots.release()
-            yield result
+        while True:
+            while in_flight + chunksize <= ahead:
+                chunk = list(islice(source, chunksize))
+                if not chunk:
+                    break
+                window.append((chunk, pool.submit(func, chunk)))
+                in_flight += len(chunk)
+            if not window:
+                break
+            chunk, future = window[0]
+            try:
+                results = future.result()
+            except BrokenProcessPool:
+                pool.close()
+                results = _rerun_window(func, window, pool.death(), on_crash)
+                pool = _Pool(workers)
+                in_flight = 0
+                window.clear()
+                yield from results
+                continue
+            window.popleft()
+            for result in results:
+                in_flight -= 1
+                yield result
+        finished = True
     finally:
-        stop.set()
-        slots.release(ahead + 1)  # unblock the feeder so the pool can shut down
-        inner.close()
+        pool.close(kill=not finished)
+
+
+def _rerun_window(func, window: deque, why: str, on_crash) -> list:
+    """Every result of a window whose pool broke, in order: finished chunks as they were, the others run again
+    an item at a time in a one-worker pool (a fresh one after each death), so that the item that kills its
+    worker again is known."""
+    results, single = [], None
+    try:
+        for chunk, future in window:
+            if future.done() and not future.cancelled() and future.exception() is None:
+                results += future.result()
+                continue
+            for item in chunk:
+                single = single or _Pool(1)
+                try:
+                    results += single.submit(func, [item]).result()
+                except BrokenProcessPool:
+                    single.close()
+                    again, single = single.death(), None
+                    if on_crash is None:
+                        raise WorkerCrashError(f"{item!r}: {again} while reading it (first: {why})") from None
+                    results.append(on_crash(item, again))
+    finally:
+        if single is not None:
+            single.close()
+    return results

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cleaner.io.errors import UserInputError
+from cleaner.io.readonly import noatime_opener
 
 #: a file with one of these suffixes given where images are expected is a list of them, not an image
 LIST_SUFFIXES = (".csv",)
@@ -36,7 +37,7 @@ def read_path_list(csv_path: str | os.PathLike, required: tuple[str, ...] = ()) 
     """Every non-empty row of the list at ``csv_path``; ``required`` columns must be there (a clear error if not)."""
     csv_path = Path(csv_path)
     try:
-        with open(csv_path, newline="", encoding="utf-8-sig") as fh:
+        with open(csv_path, newline="", encoding="utf-8-sig", opener=noatime_opener) as fh:
             rows = list(csv.reader(fh))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise UserInputError(f"{csv_path}: cannot be read as a CSV list of images ({exc})") from None

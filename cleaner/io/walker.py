@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from cleaner.io.readonly import list_folder, within
+
 SYSTEM_FILES = {".ds_store", "thumbs.db", "desktop.ini", "ehthumbs.db", "icon\r", "dicomdir"}
 SYSTEM_DIRS = {"__macosx", "$recycle.bin", "system volume information", "@eadir", ".trashes", ".spotlight-v100"}
 NON_IMAGE_SUFFIXES = {
@@ -48,12 +50,18 @@ def skip_reason(name: str) -> str | None:
     return None
 
 
+#: how a symlinked folder that leads out of the archive is counted (it is not followed)
+OUTSIDE_LINK = "symlinked folder outside the archive (not followed)"
+
+
 def walk_archive(root: str | os.PathLike, stats: WalkStats | None = None) -> Iterator[Path]:
     """Yield candidate files below ``root`` (or ``root`` itself if it is a file), sorted by path.
 
-    Symlinked folders are followed once: a folder reached twice (a loop, or a second link to
-    it) is skipped and counted. A symlink to a file is a candidate in its own right; a broken
-    one is yielded too, so the reader reports it.
+    Symlinked folders inside the archive are followed once: a folder reached twice (a loop, or a second link
+    to it) is skipped and counted. A symlinked folder that leads out of ``root`` is not followed (counted): it
+    could reach anything, the scan's own live output folder included. A symlink to a file is a candidate in
+    its own right; a broken one is yielded too, so the reader reports it. Folders are listed without
+    touching their access times where the system allows (``readonly``).
     """
     stats = stats if stats is not None else WalkStats()
     root = Path(root)
@@ -65,10 +73,10 @@ def walk_archive(root: str | os.PathLike, stats: WalkStats | None = None) -> Ite
         yield root
         return
     seen: set[tuple[int, int]] = set()
-    yield from _walk_dir(root, stats, seen)
+    yield from _walk_dir(root, stats, seen, root)
 
 
-def _walk_dir(folder: Path, stats: WalkStats, seen: set) -> Iterator[Path]:
+def _walk_dir(folder: Path, stats: WalkStats, seen: set, root: Path) -> Iterator[Path]:
     try:
         st = folder.stat()
     except OSError as exc:
@@ -80,24 +88,21 @@ def _walk_dir(folder: Path, stats: WalkStats, seen: set) -> Iterator[Path]:
         return
     seen.add(key)
     try:
-        with os.scandir(folder) as it:
-            entries = sorted(it, key=lambda e: e.name)
+        entries = list_folder(folder)
     except OSError as exc:
         stats.folder_errors.append((str(folder), f"cannot list folder: {exc.strerror or exc}"))
         return
-    for entry in entries:
-        path = Path(entry.path)
-        try:
-            is_dir = entry.is_dir(follow_symlinks=True)
-        except OSError:
-            is_dir = False
+    for name, is_dir, is_link in entries:
+        path = folder / name
         if is_dir:
-            if entry.name.startswith(".") or entry.name.lower() in SYSTEM_DIRS:
+            if name.startswith(".") or name.lower() in SYSTEM_DIRS:
                 stats.skipped["hidden or system folder"] += 1
-                continue
-            yield from _walk_dir(path, stats, seen)
+            elif is_link and not within(path, root):
+                stats.skipped[OUTSIDE_LINK] += 1
+            else:
+                yield from _walk_dir(path, stats, seen, root)
             continue
-        reason = skip_reason(entry.name)
+        reason = skip_reason(name)
         if reason:
             stats.skipped[reason] += 1
             continue

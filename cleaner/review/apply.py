@@ -32,15 +32,17 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter, defaultdict
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from cleaner.io.errors import UserInputError
+from cleaner.io.folderlock import FolderLock
 from cleaner.scan.folder import (EXCLUSIONS_FINAL_FILE, KEEP_DIR, LABEL_COLUMNS, LABELS_DIR, LABELS_FILE,
                                  REVIEW_APPLY_FILE, ScanOutput, atomic_write_text, load_scan_output, reason_folder,
-                                 split_reasons, write_frame)
+                                 review_relpath, split_reasons, write_frame)
 
 KEEP_WORDS = {"keep", "kept", "overturned", "overturn", "false_positive", "false positive", "fp", "0"}
 EXCLUDE_WORDS = {"exclude", "excluded", "confirmed", "confirm", "true_positive", "artefact", "artifact", "1"}
@@ -60,7 +62,8 @@ class ApplyResult:
 def read_decisions_file(path: str | os.PathLike) -> list[dict]:
     """Rows ``{path, reason, decision}`` from a CSV or JSON decisions file; ValueError names the problem."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8-sig")
+    with open(path, encoding="utf-8-sig", newline="") as fh:  # newline="": a "\r" inside a quoted name is kept
+        text = fh.read()
     if path.suffix.lower() == ".json" or text.lstrip().startswith(("[", "{")):
         try:
             data = json.loads(text)
@@ -79,8 +82,16 @@ def read_decisions_file(path: str | os.PathLike) -> list[dict]:
         rows = df.to_dict("records")
         if rows and not {"path", "decision"} <= set(df.columns):
             raise UserInputError(f"{path}: needs the columns path,reason,decision (has {', '.join(df.columns)})")
-    return [{"path": str(r.get("path", "")).strip().replace("\\", "/"), "reason": str(r.get("reason", "") or "").strip(),
+    return [{"path": str(r.get("path", "")), "reason": str(r.get("reason", "") or "").strip(),
              "decision": str(r.get("decision", "")).strip().lower()} for r in rows]
+
+
+def _flagged_path(written: str, flagged: dict) -> str:
+    """The flagged path a decision names: as written (a name may hold ``\\``, ``\\r`` or spaces at its ends),
+    else with spaces trimmed and Windows separators read as ``/`` (a hand-made file)."""
+    if any(written in paths for paths in flagged.values()):
+        return written
+    return written.strip().replace("\\", "/")
 
 
 def _keep_moves(scan: ScanOutput, flagged: dict, warn) -> dict:
@@ -93,17 +104,26 @@ def _keep_moves(scan: ScanOutput, flagged: dict, warn) -> dict:
     for sub in sorted(review.iterdir()):
         if not sub.is_dir() or sub.name.startswith("_"):
             continue
+        if sub.is_symlink():
+            warn(f"{sub}: a symbolic link (to {sub.resolve()}); decisions are files moved inside {review}, so it "
+                 "is not followed. Ignored")
+            continue
         reason = by_folder.get(sub.name)
         keeps = sorted(k for k in sub.rglob(KEEP_DIR) if k.is_dir())
         if reason is None:
             for keep in keeps:
                 warn(f"{keep}: not the folder of any exclusion reason of this scan; ignored")
             continue
-        paths = flagged[reason]
+        # copies sit at review_relpath(path): kept files are matched in those names, then mapped back
+        paths = {review_relpath(p): p for p in flagged[reason]}
         by_name = defaultdict(list)
-        for p in paths:
-            by_name[Path(p).name].append(p)
+        for name, p in paths.items():
+            by_name[name.rsplit("/", 1)[-1]].append(p)
         for keep in keeps:
+            if _links_out(keep, review):
+                warn(f"{keep}: a symbolic link (to {keep.resolve()}); decisions are files moved inside {review}, "
+                     "so it is not followed. Ignored")
+                continue
             # a _keep/ made inside a subfolder (review/rotation/siteA/_keep/) stands for that subfolder
             prefix = keep.parent.relative_to(sub).as_posix()
             prefix = "" if prefix == "." else prefix + "/"
@@ -118,13 +138,21 @@ def _keep_moves(scan: ScanOutput, flagged: dict, warn) -> dict:
     return found
 
 
-def _match_kept(f: Path, rel: str, prefix: str, paths: set, by_name: dict, reason: str, warn) -> str | None:
-    """The flagged path a kept file stands for: by relative path (a DICOM's ``.png`` preview counts
-    for the DICOM), else by a file name that is unique among the reason's images; '' when ambiguous."""
+def _links_out(folder: Path, review: Path) -> bool:
+    """Whether ``folder`` or a folder between it and ``review`` is a symbolic link: followed, it could lead
+    anywhere (outside the scan folder), and a file found there is no reviewer's move."""
+    rel = folder.relative_to(review)
+    return any((review / p).is_symlink() for p in [rel, *rel.parents] if p != Path("."))
+
+
+def _match_kept(f: Path, rel: str, prefix: str, paths: dict, by_name: dict, reason: str, warn) -> str | None:
+    """The flagged path a kept file stands for: by its path below ``_keep`` (as ``review_relpath`` names copies;
+    a DICOM's ``.png`` preview counts for the DICOM), else by a file name that is unique among the reason's
+    images; '' when ambiguous."""
     for cand in (prefix + rel, rel):
         for c in (cand, cand[:-4] if cand.endswith(".png") else None):
             if c and c in paths:
-                return c
+                return paths[c]
     for name in (f.name, f.name[:-4] if f.name.endswith(".png") else None):
         hits = by_name.get(name, []) if name else []
         if len(hits) == 1:
@@ -138,8 +166,14 @@ def _match_kept(f: Path, rel: str, prefix: str, paths: set, by_name: dict, reaso
 
 def apply_review(scan_out: str | os.PathLike, decisions_files: list = (), confirm_rest: bool = False,
                  confirm_reasons: list = ()) -> ApplyResult:
-    """Read every decision back and write exclusions_final.csv, labels.csv and labels/<reason>.csv."""
-    scan = load_scan_output(scan_out)
+    """Read every decision back and write exclusions_final.csv, labels.csv and labels/<reason>.csv, holding the
+    folder's lock (a scan writing it at the same time, e.g. with --overwrite, stops this with its name)."""
+    lock = FolderLock(scan_out, "review apply") if Path(scan_out).is_dir() else nullcontext()
+    with lock:
+        return _apply(load_scan_output(scan_out), decisions_files, confirm_rest, confirm_reasons)
+
+
+def _apply(scan: ScanOutput, decisions_files, confirm_rest: bool, confirm_reasons) -> ApplyResult:
     notes: list[str] = []
     warn = notes.append
     flagged: dict[str, set] = {r: set(scan.flagged(r)["path"]) for r in scan.reasons()}
@@ -160,10 +194,8 @@ def apply_review(scan_out: str | os.PathLike, decisions_files: list = (), confir
     out = scan.root
     write_frame(out / EXCLUSIONS_FINAL_FILE, final)
 
-    archive = scan.archive
-
     def absolute(rel: str) -> str:
-        return os.path.abspath(archive / rel) if str(archive) else rel
+        return os.path.abspath(scan.source(rel)) if scan.summary.get("archive") else rel
 
     labels = [{"path": absolute(p), "label": 1 if d == "confirmed" else 0}
               for p, d in zip(final["path"], final["decision"]) if d != "unreviewed"]
@@ -191,6 +223,7 @@ def _pair_decisions(scan: ScanOutput, flagged: dict, decisions_files, warn) -> d
         votes[pair].add(decision)
     for dfile in decisions_files:
         for row in read_decisions_file(dfile):
+            row["path"] = _flagged_path(row["path"], flagged)
             word = row["decision"]
             if word in SKIP_WORDS:
                 continue

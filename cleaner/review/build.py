@@ -113,7 +113,7 @@ def plan_images(scan: ScanOutput, images: dict, detectors: dict, review: Path, m
     todo = []
     for rel, entry in images.items():
         aid = entry["id"]
-        src = scan.archive / rel if scan.summary.get("archive") else None  # else only review copies
+        src = scan.source(rel) if scan.summary.get("archive") else None  # else only review copies
         copy = None
         for reason in entry["reasons"]:
             copy = copy or find_review_copy(review, reason_folder(reason), rel)

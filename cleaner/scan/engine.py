@@ -33,6 +33,12 @@ def decode_for_scan(task: tuple) -> dict:
     return result
 
 
+def crashed(task: tuple, why: str) -> dict:
+    """The decode result of a file whose worker died on it twice (``bounded_ordered_map``'s ``on_crash``): an
+    error row naming why, so the scan goes on and the file is listed in errors.csv."""
+    return {"rel": task[0], "error": f"decoder crashed: {why}"}
+
+
 def score_batch(detector_set, batch: list[dict], batch_size: int) -> list[dict]:
     """Scores for each decoded film of ``batch`` (``{}`` for a film that could not be read)."""
     ok_idx = [i for i, r in enumerate(batch) if not r["error"]]
@@ -56,7 +62,7 @@ class LocalEngine:
         """(decoded films, their scores) a batch at a time, in the order of ``tasks``."""
         ahead = max(4 * self.batch_size, 4 * self.workers * self.chunksize)
         batch: list[dict] = []
-        for result in bounded_ordered_map(decode_for_scan, tasks, self.workers, self.chunksize, ahead):
+        for result in bounded_ordered_map(decode_for_scan, tasks, self.workers, self.chunksize, ahead, crashed):
             batch.append(result)
             if len(batch) >= self.batch_size:
                 yield batch, score_batch(detector_set, batch, self.batch_size)

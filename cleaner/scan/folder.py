@@ -7,12 +7,14 @@ their labels; change them only together with the README section that documents t
 from __future__ import annotations
 
 import csv
+import glob
+import io
 import json
 import math
 import os
 import re
+import secrets
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -20,6 +22,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from cleaner.io.errors import CxcleanError
+from cleaner.io.readonly import open_quietly
 from cleaner.scan.orientation import TURN_COLUMN
 
 # --------------------------------------------------------------------------- names
@@ -30,8 +33,10 @@ ERRORS_FILE = "errors.csv"
 DETECTORS_FILE = "detectors.csv"
 SUMMARY_FILE = "summary.json"
 #: the scan's journal while it runs (rows so far) and the settings it runs with (what ``--resume`` checks)
-JOURNAL_FILE = "scores.partial.csv"
+JOURNAL_FILE = "scores.partial.jsonl"
 CONFIG_FILE = "scan.config.json"
+#: the journal of scans started before it was JSON Lines (removed by ``--overwrite``)
+OLD_JOURNAL_FILE = "scores.partial.csv"
 #: one folder per exclusion reason (``reason_folder``) with a copy of each flagged file
 REVIEW_DIR = "review"
 #: a reviewer moves a false positive into ``review/<reason>/_keep/``
@@ -52,7 +57,8 @@ REPORT_PAGE = "report.html"
 REPORT_DIR = "report"
 STUDIES_FILE = "studies.csv"
 #: Every file or folder a scan owns in ``--out``; ``--overwrite`` removes only these.
-OWNED = (SCORES_FILE, EXCLUSIONS_FILE, ERRORS_FILE, DETECTORS_FILE, SUMMARY_FILE, REVIEW_DIR, JOURNAL_FILE, CONFIG_FILE)
+OWNED = (SCORES_FILE, EXCLUSIONS_FILE, ERRORS_FILE, DETECTORS_FILE, SUMMARY_FILE, REVIEW_DIR, JOURNAL_FILE, CONFIG_FILE,
+         OLD_JOURNAL_FILE)
 
 # --------------------------------------------------------------------------- columns
 
@@ -82,6 +88,17 @@ def exclusion_columns(detector_names: Sequence[str], turn: bool = False) -> list
             + ["age_years"])
 
 
+def text_path(path: str) -> str:
+    """A path as the scan's CSVs hold it: UTF-8 text. The bytes of a file name that are not UTF-8 (read by
+    Python as surrogate escapes, which no UTF-8 file can hold) are written as ``\\xNN``, so the file is still
+    a row; every other name is kept as it is."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def age_reason(min_age: float) -> str:
     """The exclusion reason for a patient younger than ``min_age``: ``age<10``, ``age<2.5``."""
     return f"age<{min_age:g}"
@@ -107,13 +124,36 @@ def format_age(value) -> str:
     return f"{float(value):g}"
 
 
+#: temporary files of the atomic writers: ``.<name>.<random>.tmp`` beside the file they become
+TMP_SUFFIX = ".tmp"
+
+
+def _temporary(path: Path):
+    """A new, exclusive temporary file beside ``path`` as (binary file, its path). Made with mode 0666 less the
+    umask, as ``open`` makes files, so a CSV moved into place has the permissions of any file this user
+    writes (``mkstemp``'s 0600 would make scan outputs private while review apply's were not)."""
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{TMP_SUFFIX}")
+        try:
+            return os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb"), str(tmp)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{path}: cannot make a temporary file beside it")
+
+
+def stale_temporaries(out: Path) -> list[Path]:
+    """Temporary files a scan killed while writing its final files left in ``out``: they are the scan's own,
+    removed by ``--overwrite`` and ``--resume``."""
+    return sorted(p for name in OWNED for p in Path(out).glob(f".{glob.escape(name)}.*{TMP_SUFFIX}") if p.is_file())
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write via a temporary file in the same folder and ``os.replace``: readers never see half a file."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fh, tmp = _temporary(path)
     try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            fh.write(text)
+        with fh:
+            fh.write(text.encode("utf-8"))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -129,8 +169,8 @@ class AtomicCsv:
     def __init__(self, path: Path, columns: Sequence[str]):
         self.path = Path(path)
         self.columns = list(columns)
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        self.fh = os.fdopen(fd, "w", newline="", encoding="utf-8")
+        raw, self.tmp = _temporary(self.path)
+        self.fh = io.TextIOWrapper(raw, encoding="utf-8", newline="")
         self.writer = csv.DictWriter(self.fh, fieldnames=self.columns, extrasaction="ignore")
         self.writer.writeheader()
         self.rows = 0
@@ -168,15 +208,31 @@ def write_summary(path: Path, summary: dict) -> None:
     atomic_write_text(path, json.dumps(summary, indent=2, sort_keys=False, default=str) + "\n")
 
 
+_UNSAFE_CHARS = re.compile(r"[%\\\x00-\x1f\x7f]")
+#: path parts that cannot stand as a folder or file name below a reason folder, and what stands for them
+_SPECIAL_PARTS = {"": "%2F", ".": "%2E", "..": "%2E%2E", KEEP_DIR: "%5F" + KEEP_DIR[1:]}
+
+
+def review_relpath(rel: str) -> str:
+    """Where the copies of the scanned file ``rel`` sit below each reason folder: its scan path, one folder per
+    ``/``, with ``%``, ``\\`` and control characters percent-escaped in every name, and the parts that cannot be
+    names there escaped whole: ``..`` and ``.``, the empty part before an absolute path from a list (``%2F``),
+    and ``_keep`` (which would read as a reviewer's decision). Ordinary names are kept as they are; no two
+    scan paths share a result, and none leaves the folder."""
+    parts = rel.split("/")
+    return "/".join(_SPECIAL_PARTS.get(part) or _UNSAFE_CHARS.sub(lambda m: f"%{ord(m.group()):02X}", part)
+                    for part in parts)
+
+
 def review_targets(out: Path, rel_path: str, reasons: Sequence[str]) -> list[Path]:
-    """Where the review copies of ``rel_path`` go: one per reason, keeping the relative path."""
-    rel = Path(*[p for p in Path(rel_path.replace("\\", "/")).parts if p not in ("/", "..", ".")]).as_posix()
-    rel = rel.lstrip("/")
+    """Where the review copies of ``rel_path`` go: one per reason, at ``review_relpath``."""
+    rel = review_relpath(rel_path)
     return [Path(out) / REVIEW_DIR / reason_folder(r) / rel for r in reasons]
 
 
 def copy_for_review(source: Path, out: Path, rel_path: str, reasons: Sequence[str], dicom: bool) -> list[Path]:
-    """Copy ``source`` (read-only access, ``copy2`` keeps its times) into each reason's folder.
+    """Copy ``source`` into each reason's folder: read without touching its access time where allowed
+    (``readonly``), the copy given the source's times and permissions as ``shutil.copy2`` would.
 
     DICOM copies get a ``<file name>.png`` preview beside them, rendered by the one reader, because a
     reviewer's file browser cannot open DICOM. Returns the copies written.
@@ -185,7 +241,9 @@ def copy_for_review(source: Path, out: Path, rel_path: str, reasons: Sequence[st
     preview = None
     for target in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, target)
+        with open_quietly(source) as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        shutil.copystat(source, target)
         if dicom:
             if preview is None:
                 preview = render_preview(source)
@@ -207,8 +265,10 @@ def render_preview(source: Path):
 
 
 def write_frame(path: Path, frame) -> None:
-    """A pandas table as CSV, atomically (review apply, reports): readers never see half a file."""
-    atomic_write_text(Path(path), frame.to_csv(index=False))
+    """A pandas table as CSV, atomically (review apply, reports): readers never see half a file. Lines end in
+    ``\r\n`` as the scan's own CSVs do, which also makes pandas quote a ``\r`` inside a name (with ``\n`` alone
+    it would not, and the name would read back as two lines)."""
+    atomic_write_text(Path(path), frame.to_csv(index=False, lineterminator="\r\n"))
 
 
 # --------------------------------------------------------------------------- reading a scan folder back
@@ -246,6 +306,19 @@ class ScanOutput:
     @property
     def archive(self) -> Path:
         return Path(self.summary.get("archive", ""))
+
+    @property
+    def root_of_paths(self) -> Path:
+        """The folder the scan's paths are relative to: the archive folder, or the folder of the scanned list
+        or image (``root`` in summary.json; guessed from ``archive`` for scans made before it was recorded)."""
+        if self.summary.get("root"):
+            return Path(self.summary["root"])
+        archive = self.archive
+        return archive.parent if archive.is_file() or (not archive.is_dir() and archive.suffix) else archive
+
+    def source(self, rel: str) -> Path:
+        """The scanned file of the scan path ``rel`` (an absolute path from a list stays itself)."""
+        return self.root_of_paths / rel
 
     @property
     def review_dir(self) -> Path:
@@ -314,11 +387,12 @@ def find_review_copy(review_dir: Path, folder: str, rel: str) -> Path | None:
     also when a reviewer moved it to ``_keep/``; None if it is gone."""
     from cleaner.io.images import sniff_format
 
+    name = review_relpath(rel)
     for base in (review_dir / folder, review_dir / folder / KEEP_DIR):
-        preview = base / (rel + ".png")
+        preview = base / (name + ".png")
         if preview.is_file():
             return preview
-        copy = base / rel
+        copy = base / name
         if copy.is_file():
             try:
                 if sniff_format(copy) in ("PNG", "JPEG", "BMP"):

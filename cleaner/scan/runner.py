@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 from cleaner import __version__
+from cleaner.io.folderlock import LOCK_FILE, FolderLock
 from cleaner.io.metadata import AgeTable
 from cleaner.io.parallel import default_workers
 from cleaner.io.walker import WalkStats
@@ -97,6 +98,7 @@ class ScanRun:
         self.rules = ExclusionRules(thresholds, config.min_age, config.unknown_age)
         self.stats = WalkStats()
         self.done: set[str] = set()
+        self.sources: dict[str, Path] = {}  # files in flight, by scan path
         self.fresh_seen = self.needs_reorder = False
         self.done_seen = self.scanned = 0
 
@@ -105,7 +107,7 @@ class ScanRun:
         (which a resumed scan may change)."""
         settings = self.config.result_settings()
         return {
-            "format": 2, "archive": str(self.target.target), "source_kind": self.target.kind, **settings,
+            "format": 3, "archive": str(self.target.target), "source_kind": self.target.kind, **settings,
             "metadata_table": self.metadata.describe() if self.metadata is not None else None,
             "detectors_used": [{k: r[k] for k in ("name", "version", "threshold", "threshold_source")}
                                for r in self.detectors.rows()],
@@ -124,9 +126,17 @@ class ScanRun:
                     self.needs_reorder = True
                 continue
             self.fresh_seen = True
+            self.sources[rel] = path  # the file itself: ``rel`` may spell a name that is not UTF-8 differently
             yield rel, str(path), specs
 
     def execute(self, resume: bool = False, overwrite: bool = False) -> dict:
+        """Run the scan holding ``--out``'s lock: a second scan into the same folder stops at once, naming this one."""
+        if self.out.exists() and not self.out.is_dir():
+            raise ScanError(f"{self.out}: --out exists and is not a folder")
+        with FolderLock(self.out, "scan"):
+            return self._execute(resume, overwrite)
+
+    def _execute(self, resume: bool, overwrite: bool) -> dict:
         journal = Journal(self.out, self.columns, self.record())
         resuming = _prepare_out(self.out, journal, resume, overwrite)
         self.done = journal.reopen() if resuming else (journal.start() or set())
@@ -155,11 +165,10 @@ class ScanRun:
         return self._finish(journal, resuming, workers)
 
     def _copy_for_review(self, rows: list[dict]) -> None:
-        if not self.config.review:
-            return
         for row in rows:
-            if row["excluded"] == "True":
-                so.copy_for_review(self.target.root / row["path"], self.out, row["path"], row["reasons"].split(";"),
+            source = self.sources.pop(row["path"], self.target.root / row["path"])
+            if self.config.review and row["excluded"] == "True":
+                so.copy_for_review(source, self.out, row["path"], row["reasons"].split(";"),
                                    dicom=row["format"] == "DICOM")
 
     def _finish(self, journal: Journal, resuming: bool, workers: int) -> dict:
@@ -167,8 +176,8 @@ class ScanRun:
         summary = finalise(self.target, self.out, journal, self.columns, self.detectors.names, det_rows, self.stats,
                            self.needs_reorder, turn=self.detectors.rotation is not None)
         seconds = time.perf_counter() - self.t0
-        summary.update(archive=str(self.target.target), out=str(self.out), cxclean_version=__version__,
-                       started=self.started, finished=_utc_now(), seconds=round(seconds, 3))
+        summary.update(archive=str(self.target.target), root=str(self.target.root), out=str(self.out),
+                       cxclean_version=__version__, started=self.started, finished=_utc_now(), seconds=round(seconds, 3))
         summary["images_per_second"] = round(self.scanned / seconds, 2) if seconds > 0 else None
         summary.update(
             min_age=self.config.min_age, unknown_age=self.config.unknown_age, detectors=det_rows, resumed=resuming,
@@ -185,11 +194,11 @@ def _prepare_out(out: Path, journal: Journal, resume: bool, overwrite: bool) -> 
     """Make ``out`` ready; returns True when continuing a journal. Refuses to mix runs silently."""
     if resume and overwrite:
         raise ScanError("--resume and --overwrite contradict each other; pick one")
-    if out.exists() and not out.is_dir():
-        raise ScanError(f"{out}: --out exists and is not a folder")
-    existing = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    existing = sorted(p.name for p in out.iterdir() if p.name != LOCK_FILE) if out.is_dir() else []
     if resume and journal.exists():
         journal.check_config()
+        for tmp in so.stale_temporaries(out):  # a kill while the final files were written
+            tmp.unlink()
         return True
     if resume and (out / so.SUMMARY_FILE).is_file():
         raise ScanError(f"{out}: this scan already finished (summary.json is there); nothing to resume. "
@@ -202,8 +211,7 @@ def _prepare_out(out: Path, journal: Journal, resume: bool, overwrite: bool) -> 
     if existing and resume:
         raise ScanError(f"{out}: no scan journal to resume here and the folder is not empty; use --overwrite")
     if overwrite:
-        for name in so.OWNED:
-            target = out / name
+        for target in [out / name for name in so.OWNED] + so.stale_temporaries(out):
             if target.is_dir() and not target.is_symlink():
                 shutil.rmtree(target)
             elif target.exists() or target.is_symlink():

@@ -13,7 +13,7 @@ from cleaner.scan.targets import ScanTarget
 
 #: summary.json's leading keys, in this order (the rest follow as they come)
 SUMMARY_ORDER = (
-    "archive", "out", "cxclean_version", "started", "finished", "seconds", "files", "ok", "errors", "excluded",
+    "archive", "root", "out", "cxclean_version", "started", "finished", "seconds", "files", "ok", "errors", "excluded",
     "excluded_per_reason", "skipped", "images_per_second", "min_age", "unknown_age", "unknown_age_count",
     "detectors",
 )
@@ -21,13 +21,12 @@ SUMMARY_ORDER = (
 
 def _journal_rows_in_walk_order(target: ScanTarget, journal: Journal) -> Iterator[dict]:
     """Fallback when the archive changed between runs: the journal's rows in the current walk's order."""
-    import pandas as pd
-
-    frame = pd.read_csv(journal.path, dtype=str, keep_default_na=False).drop_duplicates("path")
-    frame = frame.set_index("path", drop=False)
+    by_path: dict[str, dict] = {}
+    for row in journal.iter_rows():
+        by_path.setdefault(row["path"], row)
     for rel, _ in target.iter_files(WalkStats()):
-        if rel in frame.index:
-            yield frame.loc[rel].to_dict()
+        if rel in by_path:
+            yield by_path[rel]
 
 
 def finalise(target: ScanTarget, out: Path, journal: Journal, columns: list[str], names: list[str],
@@ -63,7 +62,7 @@ def finalise(target: ScanTarget, out: Path, journal: Journal, columns: list[str]
                 shown = Path(folder).relative_to(target.root).as_posix()
             except ValueError:
                 shown = folder
-            errors.write({"path": shown, "error": reason})
+            errors.write({"path": so.text_path(shown), "error": so.text_path(reason)})
     except BaseException:
         for f in (scores, exclusions, errors):
             f.abort()

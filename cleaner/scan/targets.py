@@ -8,6 +8,10 @@ from typing import Iterator
 from cleaner.io.pathlists import is_path_list, read_path_list
 from cleaner.io.walker import WalkStats, walk_archive
 from cleaner.scan.config import ScanError
+from cleaner.scan.folder import text_path
+
+#: how a path listed again in a CSV list is counted (it is scanned once, one row)
+REPEATED = "repeated in the list (scanned once)"
 
 
 @dataclass
@@ -34,12 +38,17 @@ class ScanTarget:
         """(relative path with '/' separators, absolute path) for every candidate, in a fixed order."""
         if self.kind == "folder":
             for path in walk_archive(self.target, stats):
-                yield path.relative_to(self.target).as_posix(), path
+                yield text_path(path.relative_to(self.target).as_posix()), path
         elif self.kind == "file":
             stats.candidates += 1
-            yield self.target.name, self.target
+            yield text_path(self.target.name), self.target
         else:
+            seen = set()
             for item in read_path_list(self.target):
+                if item.path in seen:  # one row per path: counted, so the merge is not silent
+                    stats.skipped[REPEATED] += 1
+                    continue
+                seen.add(item.path)
                 stats.candidates += 1
                 yield item.path, item.absolute
 

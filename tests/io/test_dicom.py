@@ -86,6 +86,23 @@ def test_truncated_pixel_data(tmp_path, film):
     assert info.value.path == str(path) and "pixel data" in info.value.reason
 
 
+def test_a_corrupt_element_length_is_named_not_called_no_pixel_data(tmp_path, film):
+    """A length that runs past the end swallows every element after it, pixel data included: say so."""
+    import struct
+
+    path = write_dicom(tmp_path / "len.dcm", film)
+    data = bytearray(path.read_bytes())
+    at = data.find(b"\x10\x00\x40\x00CS")  # PatientSex, explicit VR little endian: tag, VR, 2-byte length
+    assert at > 0
+    data[at + 6 : at + 8] = struct.pack("<H", 0xFFF0)
+    path.write_bytes(bytes(data))
+    with pytest.raises(ImageReadError) as info:
+        read_image(path)
+    reason = info.value.reason
+    assert reason.startswith("corrupt DICOM: element (0010,0040) declares 65520 bytes"), reason
+    assert "corrupt element length" in reason
+
+
 def test_truncated_header(tmp_path, film):
     path = write_dicom(tmp_path / "h.dcm", film)
     path.write_bytes(path.read_bytes()[:200])

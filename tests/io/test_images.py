@@ -89,7 +89,12 @@ def test_failures_have_reasons(tmp_path, film):
     assert "unrecognised file format" in _reason(tmp_path / "notes.bin")
     assert _reason(tmp_path / "missing.png") == "file not found"
     os.symlink(tmp_path / "nowhere.png", tmp_path / "dangling.png")
-    assert _reason(tmp_path / "dangling.png") == "broken symbolic link"
+    assert _reason(tmp_path / "dangling.png") == f"broken symbolic link (to {tmp_path / 'nowhere.png'}, which does not exist)"
+    os.symlink("self.png", tmp_path / "self.png")  # points at itself: a loop, not a broken link
+    assert _reason(tmp_path / "self.png") == "symbolic link loop (the link leads back to itself)"
+    os.symlink("ping.png", tmp_path / "pong.png")
+    os.symlink("pong.png", tmp_path / "ping.png")
+    assert _reason(tmp_path / "ping.png") == "symbolic link loop (the link leads back to itself)"
 
 
 def _png_header_only(path, width, height):

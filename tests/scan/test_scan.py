@@ -227,8 +227,8 @@ def test_resume_with_different_settings_refuses(built_archive, rule_bundles, tmp
     out = tmp_path / "out"
     run_full_scan(built_archive, out, rule_bundles, workers=1)
     # fake an interrupted scan: the journal of a run with min_age 10 is still there
+    Journal(out, so.score_columns(["inversion", "rotation"], turn=True), {}).start()
     (out / CONFIG_FILE).write_text(json.dumps(journal_config(built_archive, rule_bundles, out)))
-    (out / JOURNAL_FILE).write_text(",".join(so.score_columns(["inversion", "rotation"], turn=True)) + "\n")
     with pytest.raises(ScanError, match="different settings.*min_age"):
         scan_archive(built_archive.root, out, detector_dirs=[rule_bundles], min_age=18,
                      metadata=built_archive.metadata_csv, progress=False, workers=1, resume=True)
@@ -244,11 +244,17 @@ def test_journal_drops_a_half_written_last_line(built_archive, rule_bundles, tmp
     out = tmp_path / "out"
     run_full_scan(built_archive, out, rule_bundles, workers=1)
     full = (out / "scores.csv").read_text()
-    lines = full.splitlines(keepends=True)
+    rows = read_csv(out / "scores.csv")
     from cleaner.scan.folder import CONFIG_FILE
+    from cleaner.scan.journal import Journal
 
+    journal = Journal(out, list(rows[0]), {})
+    journal.start()
+    journal.append(rows[:6])
+    journal.close()
+    data = (out / JOURNAL_FILE).read_bytes()
+    (out / JOURNAL_FILE).write_bytes(data[: data.rindex(b"\n", 0, len(data) - 1) + 25])  # killed in the middle of a row
     (out / CONFIG_FILE).write_text(json.dumps(journal_config(built_archive, rule_bundles, out)))
-    (out / JOURNAL_FILE).write_text("".join(lines[:6]) + lines[6][:25])  # killed in the middle of a row
     (out / "scores.csv").unlink()
     summary = run_full_scan(built_archive, out, rule_bundles, workers=1, resume=True)
     assert (out / "scores.csv").read_text() == full

@@ -43,7 +43,14 @@ def test_review_targets_keep_the_relative_path_and_cannot_escape(tmp_path):
     targets = so.review_targets(tmp_path, "a/b/img.png", ["rotation", "age<10"])
     assert targets == [tmp_path / "review/rotation/a/b/img.png", tmp_path / "review/age_under_10/a/b/img.png"]
     (escaped,) = so.review_targets(tmp_path, "../../etc/passwd", ["x"])
-    assert escaped == tmp_path / "review/x/etc/passwd"
+    assert escaped == tmp_path / "review/x/%2E%2E/%2E%2E/etc/passwd"  # ".." is a name here, never a way up
+    (absolute,) = so.review_targets(tmp_path, "/etc/passwd", ["x"])
+    assert absolute == tmp_path / "review/x/%2F/etc/passwd"
+    # every scan path its own copy: a name holding "\\" is no folder, "%" is escaped so no escape collides
+    names = ["a/b.png", "a\\b.png", "a%5Cb.png", "_keep/c.png", "%5Fkeep/c.png", "c\r.png", "./a", ".", "", "/x"]
+    relpaths = [so.review_relpath(n) for n in names]
+    assert len(set(relpaths)) == len(names)
+    assert all(".." not in p.split("/") and not p.startswith("/") and "\\" not in p for p in relpaths)
 
 
 def test_age_table_joins_by_path_then_name_and_refuses_ambiguous_names(tmp_path):

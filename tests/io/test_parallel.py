@@ -1,0 +1,66 @@
+"""Worker death in the ordered map: noticed, the item that killed its worker named, the rest unharmed, no hang.
+
+Each map runs in a child Python with a time limit: before the fix, ``multiprocessing.Pool`` waited forever for
+the result a dead worker held, and a hang must fail the test, not stop the suite."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+HELPERS = REPO / "tests" / "helpers"
+
+RUN = """
+import json, sys
+sys.path[:0] = [{repo!r}, {helpers!r}]
+import crashers
+from cleaner.io.parallel import bounded_ordered_map, ordered_map, WorkerCrashError
+{body}
+"""
+
+
+def run_child(body: str, timeout: float = 180) -> dict:
+    code = RUN.format(repo=str(REPO), helpers=str(HELPERS), body=body)
+    try:
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"the map hung (no result in {timeout} s)") from None
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_an_item_that_kills_its_worker_is_named_and_the_rest_are_read():
+    got = run_child("""
+out = list(bounded_ordered_map(crashers.die_on_seven, range(30), workers=2, chunksize=2, ahead=8,
+                               on_crash=lambda item, why: ["crash", item, why]))
+print(json.dumps({"out": out}))
+""")["out"]
+    expected = [2 * x for x in range(30)]
+    expected[7] = ["crash", 7, "worker killed by signal 9 (SIGKILL)"]
+    assert got == expected
+
+
+def test_a_worker_killed_once_from_outside_costs_nothing(tmp_path):
+    """The OOM killer takes a worker while it reads a good file: every file is read again, none is an error."""
+    marker = tmp_path / "died"
+    got = run_child(f"""
+out = list(bounded_ordered_map(crashers.die_once, [(i, {str(marker)!r}) for i in range(20)], workers=2,
+                               chunksize=3, ahead=9, on_crash=lambda item, why: None))
+print(json.dumps({{"out": out}}))
+""")["out"]
+    assert marker.read_text() == "died once"
+    assert got == [2 * x for x in range(20)]
+
+
+def test_without_on_crash_the_map_stops_naming_the_item_and_the_exit_status():
+    got = run_child("""
+try:
+    list(ordered_map(crashers.exits_on_three, range(10), workers=2, chunksize=1))
+    print(json.dumps({"error": None}))
+except WorkerCrashError as exc:
+    print(json.dumps({"error": str(exc)}))
+""")
+    assert got["error"].startswith("3: worker exited with status 3"), got
