@@ -142,6 +142,20 @@ def inference_copy(model):
     return copy
 
 
+def load_info(path: str | os.PathLike) -> Detector:
+    """A bundle's ``Detector`` without its model (``model`` is None): name, kind, version, threshold and input spec
+    for a process that only directs scoring done elsewhere (the Ray engine's driver). It never starts TensorFlow,
+    which on a GPU node would take the memory the scoring actors need; the process that scores calls ``load``."""
+    path = Path(path)
+    folder = path.parent if path.name == INFO_FILE else path
+    try:
+        info = json.loads((folder / INFO_FILE).read_text(encoding="utf-8"))
+        InputSpec.from_dict(info["input"]), float(info["threshold"]), str(info["name"]), str(info["kind"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BundleError(f"{folder}: not a readable detector bundle ({type(exc).__name__}: {exc})") from None
+    return Detector(model=None, info=info, path=folder)
+
+
 def _json_default(value):
     if isinstance(value, (np.integer,)):
         return int(value)

@@ -30,7 +30,8 @@ from cleaner.scan.rules import ExclusionRules, build_row
 from cleaner.scan.summary import finalise, ordered_summary
 from cleaner.scan.targets import ScanTarget, count_candidates
 
-#: Test hook: seconds to sleep after each journalled batch, so a test can kill a scan part-way.
+#: Test hook: seconds to sleep after each journalled batch (and, on the Ray engine, after each batch a worker
+#: scores), so a test can kill a scan or one of its workers part-way.
 DELAY_ENV = "CXCLEAN_SCAN_BATCH_DELAY"
 
 
@@ -65,7 +66,11 @@ def _is_within(child: Path, parent: Path) -> bool:
 
 
 def detectors_for(config: ScanConfig, loaded: Sequence = ()) -> DetectorSet:
-    """The detectors ``config`` names (the bundled defaults when it names none), loaded with their thresholds."""
+    """The detectors ``config`` names (the bundled defaults when it names none), loaded with their thresholds;
+    for an engine that scores elsewhere (ray) only their descriptions, and never objects that cannot travel."""
+    if loaded and config.engine == "ray":
+        raise ScanError("engine 'ray' loads the detectors from their bundle folders on every node, not from loaded "
+                        f"Detector objects ({', '.join(d.name for d in loaded)}): pass the bundle folders instead")
     bundle_paths = resolve_bundle_paths(config.detector_dirs, config.detectors) \
         if (config.detector_dirs or config.detectors) else []
     if not bundle_paths and not loaded:
@@ -76,7 +81,17 @@ def detectors_for(config: ScanConfig, loaded: Sequence = ()) -> DetectorSet:
                   f"from {defaults[0]}", file=sys.stderr)
         elif config.min_age is None:
             raise ScanError("no detectors given: pass --detectors DIR or --detector BUNDLE, and/or --min-age YEARS")
-    return DetectorSet(load_scan_detectors(list(loaded) + list(bundle_paths), config.thresholds))
+    return DetectorSet(load_scan_detectors(list(loaded) + list(bundle_paths), config.thresholds,
+                                           models=config.engine == "local"))
+
+
+def make_engine(config: ScanConfig, workers: int, delay: float = 0.0):
+    """The executor ``config.engine`` names; Ray is imported only for ``ray`` (an optional extra)."""
+    if config.engine == "ray":
+        from cleaner.scan.ray_engine import RayEngine
+
+        return RayEngine(config.batch_size, config.ray_address, config.ray_actors, worker_delay=delay)
+    return LocalEngine(workers, config.batch_size, config.chunksize)
 
 
 class ScanRun:
@@ -127,12 +142,12 @@ class ScanRun:
             yield rel, str(path), specs
 
     def execute(self, resume: bool = False, overwrite: bool = False) -> dict:
+        workers = default_workers() if self.config.workers is None else self.config.workers
+        delay = float(os.environ.get(DELAY_ENV, "0") or 0)
+        engine = make_engine(self.config, workers, delay)  # before --out is touched: a missing Ray stops here
         journal = Journal(self.out, self.columns, self.record())
         resuming = _prepare_out(self.out, journal, resume, overwrite)
         self.done = journal.reopen() if resuming else (journal.start() or set())
-        workers = default_workers() if self.config.workers is None else self.config.workers
-        engine = LocalEngine(workers, self.config.batch_size, self.config.chunksize)
-        delay = float(os.environ.get(DELAY_ENV, "0") or 0)
         total = count_candidates(self.target) if self.progress else None
         from tqdm import tqdm
 
@@ -152,7 +167,7 @@ class ScanRun:
             journal.close()
         if self.done_seen != len(self.done):
             self.needs_reorder = True  # journalled files that the walk no longer finds
-        return self._finish(journal, resuming, workers)
+        return self._finish(journal, resuming, workers if engine.name == "local" else None, engine.name)
 
     def _copy_for_review(self, rows: list[dict]) -> None:
         if not self.config.review:
@@ -162,7 +177,7 @@ class ScanRun:
                 so.copy_for_review(self.target.root / row["path"], self.out, row["path"], row["reasons"].split(";"),
                                    dicom=row["format"] == "DICOM")
 
-    def _finish(self, journal: Journal, resuming: bool, workers: int) -> dict:
+    def _finish(self, journal: Journal, resuming: bool, workers: int | None, engine: str) -> dict:
         det_rows = self.detectors.rows()
         summary = finalise(self.target, self.out, journal, self.columns, self.detectors.names, det_rows, self.stats,
                            self.needs_reorder, turn=self.detectors.rotation is not None)
@@ -172,7 +187,7 @@ class ScanRun:
         summary["images_per_second"] = round(self.scanned / seconds, 2) if seconds > 0 else None
         summary.update(
             min_age=self.config.min_age, unknown_age=self.config.unknown_age, detectors=det_rows, resumed=resuming,
-            files_this_run=self.scanned, workers=workers, batch_size=self.config.batch_size,
+            files_this_run=self.scanned, engine=engine, workers=workers, batch_size=self.config.batch_size,
             metadata=self.metadata.describe() if self.metadata is not None else None,
         )
         summary = ordered_summary(summary)
