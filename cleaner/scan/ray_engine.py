@@ -142,7 +142,7 @@ class RayEngine:
     def __init__(self, batch_size: int, address: str | None = None, actors: int | None = None,
                  worker_delay: float = 0.0):
         self.batch_size, self.address, self.actors, self.worker_delay = batch_size, address, actors, worker_delay
-        self.ray = import_ray()  # now, so that a missing Ray stops the scan before it writes anything
+        self.ray = import_ray()
 
     def batches(self, tasks: Iterable[tuple], detector_set: DetectorSet) -> Iterator[tuple[list[dict], list[dict]]]:
         """(decoded films without their inputs, their scores) a batch at a time, in the order of ``tasks``."""

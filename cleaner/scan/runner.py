@@ -85,11 +85,12 @@ def detectors_for(config: ScanConfig, loaded: Sequence = ()) -> DetectorSet:
                                            models=config.engine == "local"))
 
 
-def make_engine(config: ScanConfig, workers: int, delay: float = 0.0):
+def make_engine(config: ScanConfig, workers: int):
     """The executor ``config.engine`` names; Ray is imported only for ``ray`` (an optional extra)."""
     if config.engine == "ray":
         from cleaner.scan.ray_engine import RayEngine
 
+        delay = float(os.environ.get(DELAY_ENV, "0") or 0)
         return RayEngine(config.batch_size, config.ray_address, config.ray_actors, worker_delay=delay)
     return LocalEngine(workers, config.batch_size, config.chunksize)
 
@@ -110,6 +111,10 @@ class ScanRun:
         self.columns = self.detectors.columns()
         thresholds = {d.name: d.threshold for d in self.detectors.members}
         self.rules = ExclusionRules(thresholds, config.min_age, config.unknown_age)
+        if config.engine == "ray":  # now, before --out is touched: without Ray the scan stops here
+            from cleaner.scan.ray_engine import import_ray
+
+            import_ray()
         self.stats = WalkStats()
         self.done: set[str] = set()
         self.fresh_seen = self.needs_reorder = False
@@ -142,12 +147,12 @@ class ScanRun:
             yield rel, str(path), specs
 
     def execute(self, resume: bool = False, overwrite: bool = False) -> dict:
-        workers = default_workers() if self.config.workers is None else self.config.workers
-        delay = float(os.environ.get(DELAY_ENV, "0") or 0)
-        engine = make_engine(self.config, workers, delay)  # before --out is touched: a missing Ray stops here
         journal = Journal(self.out, self.columns, self.record())
         resuming = _prepare_out(self.out, journal, resume, overwrite)
         self.done = journal.reopen() if resuming else (journal.start() or set())
+        workers = default_workers() if self.config.workers is None else self.config.workers
+        engine = self.engine = make_engine(self.config, workers)
+        delay = float(os.environ.get(DELAY_ENV, "0") or 0)
         total = count_candidates(self.target) if self.progress else None
         from tqdm import tqdm
 
@@ -167,7 +172,7 @@ class ScanRun:
             journal.close()
         if self.done_seen != len(self.done):
             self.needs_reorder = True  # journalled files that the walk no longer finds
-        return self._finish(journal, resuming, workers if engine.name == "local" else None, engine.name)
+        return self._finish(journal, resuming, workers)
 
     def _copy_for_review(self, rows: list[dict]) -> None:
         if not self.config.review:
@@ -177,7 +182,7 @@ class ScanRun:
                 so.copy_for_review(self.target.root / row["path"], self.out, row["path"], row["reasons"].split(";"),
                                    dicom=row["format"] == "DICOM")
 
-    def _finish(self, journal: Journal, resuming: bool, workers: int | None, engine: str) -> dict:
+    def _finish(self, journal: Journal, resuming: bool, workers: int) -> dict:
         det_rows = self.detectors.rows()
         summary = finalise(self.target, self.out, journal, self.columns, self.detectors.names, det_rows, self.stats,
                            self.needs_reorder, turn=self.detectors.rotation is not None)
@@ -187,7 +192,8 @@ class ScanRun:
         summary["images_per_second"] = round(self.scanned / seconds, 2) if seconds > 0 else None
         summary.update(
             min_age=self.config.min_age, unknown_age=self.config.unknown_age, detectors=det_rows, resumed=resuming,
-            files_this_run=self.scanned, engine=engine, workers=workers, batch_size=self.config.batch_size,
+            files_this_run=self.scanned, engine=self.engine.name,
+            workers=workers if self.engine.name == "local" else None, batch_size=self.config.batch_size,
             metadata=self.metadata.describe() if self.metadata is not None else None,
         )
         summary = ordered_summary(summary)
