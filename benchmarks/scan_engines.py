@@ -3,6 +3,7 @@ scores.csv agree, and how each scales from 1 to 2 workers; plus the per-core dec
 for a larger node (BENCHMARKS.md, "Scaling beyond one machine").
 
     PYTHONPATH=$PWD python benchmarks/scan_engines.py --archive /tmp/cxdev/archive          # the figures
+    PYTHONPATH=$PWD python benchmarks/scan_engines.py --archive /tmp/cxdev/archive --runs main,kill  # acceptance
     PYTHONPATH=$PWD python benchmarks/scan_engines.py --archive /tmp/cxdev/archive --limit 60 --runs main  # smoke
 
 Every scan runs in a fresh process and is timed from before anything is imported or started to its end:
@@ -11,6 +12,8 @@ local Ray (``ray.init(num_cpus=N)``: N worker slots for decoding), the actor loa
 detectors, and stopping Ray. "N workers" is ``--workers N`` for the local engine and N CPUs for Ray (its
 decode tasks; the scoring actor reserves none, as the local engine scores beside its workers). ``main`` is
 the comparison of the issue (both engines, 2 workers, outputs compared); ``scaling`` adds 1 worker each;
+``kill`` scans with Ray again while SIGKILLing a decode worker and then its scoring actor part-way, and checks
+that scores.csv still holds every film once and agrees with the local engine's;
 ``decode`` times ``decode_for_scan`` alone in one process (films per second per core) and the scanning
 machine's own work per film (the ceiling of a whole cluster).
 """
@@ -21,6 +24,7 @@ import csv
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -109,6 +113,56 @@ def run(kind: str, args, *extra) -> dict:
     return result
 
 
+def ray_descendants(pid: int, name: str) -> list[int]:
+    """Processes below ``pid`` whose title names ``name`` (Ray titles a worker by what it runs)."""
+    parents, titles = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            titles[int(stat.parent.name)] = (stat.parent / "cmdline").read_bytes().decode(errors="replace")
+        except (OSError, ValueError, IndexError):
+            continue
+
+    def below(p):
+        while p > 1:
+            p = parents.get(p, 0)
+            if p == pid:
+                return True
+        return False
+
+    return sorted(p for p, title in titles.items() if name in title and below(p))
+
+
+def kill_run(args, total: int) -> dict:
+    """The Ray engine (2 CPUs) while a decode worker (the first seen) and then its scoring actor (at 10 % of the
+    rows) are SIGKILLed: Ray must redo their work so that every film is in scores.csv once."""
+    out = args.work / "ray_2_killed"
+    cmd = [sys.executable, __file__, "--_child", "scan", "--_engine", "ray", "--_workers", "2", "--_tag", "killed",
+           "--archive", str(args.archive), "--work", str(args.work), "--batch-size", str(args.batch_size),
+           *sum((["--detectors", d] for d in args.detectors), [])]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(REPO)))
+    targets, kills = [("decode_block", 0), ("ScoreFilms", total // 10)], []
+    while proc.poll() is None:
+        journal = out / "scores.partial.csv"
+        rows = max(0, len(journal.read_text().splitlines()) - 1) if journal.is_file() else 0
+        if targets and rows >= targets[0][1]:
+            pids = ray_descendants(proc.pid, targets[0][0])
+            if pids:
+                os.kill(pids[0], signal.SIGKILL)
+                kills.append(f"{targets[0][0]} pid {pids[0]} at row {rows}")
+                targets.pop(0)
+            elif rows >= 0.9 * total:
+                kills.append(f"no {targets.pop(0)[0]} process running to kill")
+        time.sleep(0.1)
+    kills += [f"no {name} killed (none running before the scan ended)" for name, _ in targets]
+    stdout, stderr = proc.communicate()
+    if proc.returncode != 0:
+        raise SystemExit(f"the killed run failed:\n{stderr[-3000:]}")
+    paths = [r["path"] for r in read_rows(out / "scores.csv")]
+    return {"kills": kills, "rows": len(paths), "distinct": len(set(paths)), **json.loads(stdout.splitlines()[-1])}
+
+
 def read_rows(path: Path) -> list[dict]:
     with open(path, newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
@@ -150,15 +204,16 @@ def main():
     ap.add_argument("--work", type=Path, default=Path("/tmp/ray-bench"), help="scan outputs go here (replaced)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--limit", type=int, default=0, help="scan only this many files, spread over the archive")
-    ap.add_argument("--runs", default="main,scaling,decode", help="which of main, scaling, decode")
+    ap.add_argument("--runs", default="main,scaling,decode", help="which of main, scaling, kill, decode")
     ap.add_argument("--_child"), ap.add_argument("--_engine"), ap.add_argument("--_workers", type=int)
+    ap.add_argument("--_tag")
     args = ap.parse_args()
     if args.detectors is None:
         from cleaner.scan.detector_set import default_detector_dirs
 
         args.detectors = [str(d) for d in default_detector_dirs()]
     if args._child == "scan":
-        out = args.work / f"{args._engine}_{args._workers}"
+        out = args.work / "_".join([args._engine, str(args._workers)] + ([args._tag] if args._tag else []))
         print(json.dumps(child(args._engine, args._workers, str(args.archive), str(out), args.detectors,
                                args.batch_size)))
         return
@@ -176,9 +231,12 @@ def main():
     print(f"scan engines: {os.cpu_count()} CPU(s), archive {args.archive}, detectors {args.detectors}, "
           f"batch {args.batch_size}", flush=True)
     r = {}
-    for workers in ([2, 1] if "scaling" in runs else [2]) if runs & {"main", "scaling"} else []:
+    for workers in ([2, 1] if "scaling" in runs else [2]) if runs & {"main", "scaling", "kill"} else []:
         for engine in ("local", "ray"):
             r[engine, workers] = run("scan", args, "--_engine", engine, "--_workers", str(workers))
+    if "kill" in runs:
+        r["kill"] = kill_run(args, r["local", 2]["files"])
+        print(f"  kill    {json.dumps(r['kill'])}", flush=True)
     if "decode" in runs:
         r["decode"] = run("decode", args)
         r["driver"] = run("driver", args)
@@ -194,6 +252,10 @@ def main():
             one, two = r[engine, 1], r[engine, 2]
             print(f"{engine} engine 1 -> 2 workers: {one['ips']:.2f} -> {two['ips']:.2f} img/s "
                   f"({two['ips'] / one['ips']:.2f}x)")
+    if "kill" in r:
+        k = r["kill"]
+        print(f"ray engine with workers SIGKILLed ({'; '.join(k['kills'])}): {k['rows']} rows, {k['distinct']} distinct, "
+              f"{k['seconds']:.1f} s; scores.csv vs local: {compare(args.work / 'local_2', args.work / 'ray_2_killed')}")
     if "decode" in r:
         d = r["decode"]
         print(f"decode alone, one process: {d['ips']:.2f} films/s per core ({d['files']} files); a 16-core node "
