@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import re
 import time
 from contextlib import contextmanager
 from typing import Iterable, Iterator
@@ -23,6 +24,7 @@ from cleaner.scan.detector_set import DetectorSet, load_scan_detectors
 from cleaner.scan.engine import decode_for_scan, score_batch
 
 RAY_MISSING = 'the Ray engine needs Ray, an optional extra: pip install "cxclean[ray]"'
+
 
 def import_ray():
     """``ray`` with Ray Data, or a ``ScanError`` that says how to install it."""
@@ -196,7 +198,14 @@ def _ray_errors(ray, batches: Iterator) -> Iterator:
         except StopIteration:
             return
         except ray.exceptions.RayError as exc:
-            cause = getattr(exc, "cause", None) or exc
-            raise ScanError(f"the Ray engine stopped: {type(cause).__name__}: {str(cause)[-1500:]}. Rows scored so "
-                            "far are journalled: fix the cause and run the same command with --resume") from None
+            raise ScanError(f"the Ray engine stopped: {root_cause(exc)}. Rows scored so far are journalled: fix the "
+                            "cause and run the same command with --resume") from None
         yield batch
+
+
+def root_cause(exc: BaseException) -> str:
+    """The first cause of a Ray error, raised on a worker: the last ``Type: message`` line of its traceback text
+    (e.g. a bundle a node cannot read), else the error's own first line."""
+    found = [line.strip() for line in str(exc).splitlines()
+             if re.match(r"[\w.]*(Error|Exception|Exit|Interrupt)\b[^:]*: \S", line.strip())]
+    return found[-1] if found else f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"

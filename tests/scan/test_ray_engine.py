@@ -222,6 +222,18 @@ def test_a_local_engines_journal_resumes_on_ray(built_archive, rule_bundles, ray
     assert_same_results(out, ref)
 
 
+def test_a_bundle_a_worker_cannot_load_stops_the_scan_with_its_reason(built_archive, rule_bundles, ray_cluster,
+                                                                      tmp_path):
+    import shutil
+
+    bundles = tmp_path / "bundles"
+    shutil.copytree(rule_bundles, bundles)
+    with open(bundles / "rotation" / "model.keras", "ab") as fh:  # the driver reads only detector.json
+        fh.write(b"changed on the shared disk")
+    with pytest.raises(ScanError, match="Ray engine stopped.*rotation/model.keras.*sha256.*--resume"):
+        scan(built_archive, tmp_path / "out", bundles, engine="ray")
+
+
 def test_ray_settings_are_refused_before_anything_is_written(built_archive, rule_bundles, tmp_path, monkeypatch):
     from detectors.bundle import load
 
