@@ -50,6 +50,8 @@ class ScoreFilms:
     """A scoring actor: loads the bundles once (the same versions the driver recorded), then scores batches."""
 
     def __init__(self, bundles: list[str], thresholds: dict, expected: dict, batch_size: int, delay: float = 0.0):
+        # before TensorFlow starts: take GPU memory as needed, so that actors sharing a GPU all fit on it
+        os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
         found = {"cxclean": __version__}
         members = load_scan_detectors(bundles, thresholds)
         found.update((d.name, d.detector.version) for d in members)
