@@ -143,6 +143,16 @@ def inference_copy(model):
     return copy
 
 
+def load_info(path: str | os.PathLike) -> Detector:
+    """A bundle's ``Detector`` without its model (``model`` is None): name, kind, version, threshold and input spec
+    for a process that only directs scoring done elsewhere (the Ray engine's driver). The description passes the
+    same schema as ``load``'s; it never starts TensorFlow, which on a GPU node would take the memory the scoring
+    actors need; the process that scores calls ``load``."""
+    path = Path(path)
+    folder = path.parent if path.name == INFO_FILE else path
+    return Detector(model=None, info=read_info(folder), path=folder)
+
+
 def _json_default(value):
     if isinstance(value, (np.integer,)):
         return int(value)

@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from cleaner.scan.config import UNKNOWN_AGE_CHOICES
+from cleaner.scan.config import ENGINES, UNKNOWN_AGE_CHOICES
 
 
 @click.command(
@@ -19,7 +19,10 @@ Examples:
   cxclean scan archive/ --detectors detectors/ --out scan_out/ --resume      after a crash or Ctrl-C
   cxclean scan archive/ --detectors detectors/ --out scan_out/ --threshold rotation=0.8 --overwrite
   cxclean scan list.csv --detectors detectors/ --out scan_out/     paths from the CSV's 'path' column
-  cxclean scan archive/ --dry-run                                  list what would be scanned""",
+  cxclean scan archive/ --dry-run                                  list what would be scanned
+  cxclean scan archive/ --out scan_out/ --engine ray               Ray on this machine (started, then stopped)
+  cxclean scan /nfs/pacs --out /nfs/scan_out/ --engine ray --ray-address 10.0.0.1:6379     join a cluster
+  RAY_ADDRESS=auto cxclean scan /nfs/pacs --out /nfs/scan_out/ --engine ray --ray-actors 4""",
 )
 @click.argument("archive", type=click.Path(exists=True, path_type=str))
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=str),
@@ -37,8 +40,17 @@ Examples:
               help="CSV with patient ages, joined on relative path or file name (used when DICOM has no age).")
 @click.option("--id-column", default=None, help="--metadata column naming the file (default: path, Image Index, ...).")
 @click.option("--age-column", default=None, help="--metadata column with the age (default: age_years, Patient Age, ...).")
-@click.option("--workers", type=int, default=None, help="Decoding processes [default: all cores].")
+@click.option("--workers", type=int, default=None, help="Decoding processes, --engine local [default: all cores].")
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Images per inference batch.")
+@click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True,
+              help="Where the work runs: this machine's cores, or a Ray cluster (pip install \"cxclean[ray]\"; "
+                   "files and bundles must be at the same paths on every node).")
+@click.option("--ray-address", default=None, metavar="ADDRESS",
+              help="--engine ray: the cluster to join (host:port, or auto) [default: $RAY_ADDRESS, else a local "
+                   "Ray started for this scan].")
+@click.option("--ray-actors", type=int, default=None,
+              help="--engine ray: scoring actors, each loading the detectors once [default: one per GPU, else one "
+                   "per node].")
 @click.option("--resume", is_flag=True, help="Continue an interrupted scan in --out (same settings).")
 @click.option("--overwrite", is_flag=True, help="Replace the results of an earlier scan in --out.")
 @click.option("--no-review", is_flag=True, help="Do not copy flagged images into review/.")
@@ -47,7 +59,8 @@ Examples:
 @click.option("--dry-run", is_flag=True, help="List the files that would be scanned and the detectors; read nothing.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def scan(archive, out, detector_dirs, detector_paths, thresholds, min_age, unknown_age, metadata, id_column,
-         age_column, workers, batch_size, resume, overwrite, no_review, no_default_detectors, dry_run, quiet):
+         age_column, workers, batch_size, engine, ray_address, ray_actors, resume, overwrite, no_review,
+         no_default_detectors, dry_run, quiet):
     """Score every image in ARCHIVE (a folder, an image, or a CSV whose 'path' column lists files)
     with every detector in one pass; write per-file scores, exclusions, errors and review copies.
 
@@ -67,6 +80,7 @@ def scan(archive, out, detector_dirs, detector_paths, thresholds, min_age, unkno
         detectors=detector_paths, detector_dirs=detector_dirs, default_detectors=not no_default_detectors,
         thresholds=parse_threshold_overrides(thresholds), min_age=min_age, unknown_age=unknown_age, metadata=metadata,
         id_column=id_column, age_column=age_column, review=not no_review, workers=workers, batch_size=batch_size,
+        engine=engine, ray_address=ray_address, ray_actors=ray_actors,
     )
     try:
         summary = scan_archive(archive, out, config=config, resume=resume, overwrite=overwrite, progress=not quiet)

@@ -8,6 +8,8 @@ from cleaner.io.errors import CxcleanError
 from cleaner.io.settings import with_settings
 
 UNKNOWN_AGE_CHOICES = ("keep", "exclude")
+#: where the work runs: this machine's cores, or a Ray cluster (``cleaner.scan.ray_engine``, the ``ray`` extra)
+ENGINES = ("local", "ray")
 
 
 class ScanError(CxcleanError):
@@ -39,9 +41,14 @@ class ScanConfig:
     workers: int | None = None
     batch_size: int = 32
     chunksize: int = 4
+    #: the executor; with ``ray``: the cluster to join (None: $RAY_ADDRESS, else a local one for the run) and
+    #: the scoring actors (None: one per GPU, else one per node)
+    engine: str = "local"
+    ray_address: str | None = None
+    ray_actors: int | None = None
 
-    #: the fields that only change speed: a resumed scan may use other values
-    SPEED_FIELDS = ("workers", "batch_size", "chunksize")
+    #: the fields that only change speed: a resumed scan may use other values (another engine included)
+    SPEED_FIELDS = ("workers", "batch_size", "chunksize", "engine", "ray_address", "ray_actors")
 
     def __post_init__(self):
         self.detectors = tuple(str(d) for d in self.detectors)
@@ -63,6 +70,10 @@ class ScanConfig:
                 raise ScanError(f"--threshold {name}={value}: expected a value between 0 and 1")
         if self.batch_size < 1 or self.chunksize < 1 or (self.workers is not None and self.workers < 1):
             raise ScanError("--workers, --batch-size and chunksize must be at least 1")
+        if self.engine not in ENGINES:
+            raise ScanError(f"--engine must be one of {ENGINES}, not {self.engine!r}")
+        if self.ray_actors is not None and self.ray_actors < 1:
+            raise ScanError(f"--ray-actors {self.ray_actors}: expected at least 1")
 
     def to_dict(self) -> dict:
         return asdict(self)

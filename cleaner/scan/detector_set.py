@@ -90,9 +90,11 @@ def parse_threshold_overrides(items: Iterable[str]) -> dict[str, float]:
     return out
 
 
-def load_scan_detectors(detectors: Sequence, thresholds: dict[str, float] | None = None) -> list[ScanDetector]:
-    """Load bundles (paths or already loaded Detectors), check names are unique, apply overrides; name order."""
-    from detectors.bundle import Detector, load
+def load_scan_detectors(detectors: Sequence, thresholds: dict[str, float] | None = None,
+                        models: bool = True) -> list[ScanDetector]:
+    """Load bundles (paths or already loaded Detectors), check names are unique, apply overrides; name order.
+    ``models=False`` reads only each bundle's description (``load_info``): for a driver whose engine scores elsewhere."""
+    from detectors.bundle import Detector, load, load_info
 
     loaded = []
     for item in detectors:
@@ -100,7 +102,7 @@ def load_scan_detectors(detectors: Sequence, thresholds: dict[str, float] | None
             loaded.append(item)
             continue
         try:
-            loaded.append(load(item))
+            loaded.append(load(item) if models else load_info(item))
         except (FileNotFoundError, ValueError) as exc:
             raise ScanError(f"cannot load detector: {exc}") from None
     names = Counter(d.name for d in loaded)

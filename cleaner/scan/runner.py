@@ -31,7 +31,8 @@ from cleaner.scan.rules import ExclusionRules, build_row
 from cleaner.scan.summary import finalise, ordered_summary
 from cleaner.scan.targets import ScanTarget, count_candidates
 
-#: Test hook: seconds to sleep after each journalled batch, so a test can kill a scan part-way.
+#: Test hook: seconds to sleep after each journalled batch (and, on the Ray engine, after each batch a worker
+#: scores), so a test can kill a scan or one of its workers part-way.
 DELAY_ENV = "CXCLEAN_SCAN_BATCH_DELAY"
 
 
@@ -66,7 +67,11 @@ def _is_within(child: Path, parent: Path) -> bool:
 
 
 def detectors_for(config: ScanConfig, loaded: Sequence = ()) -> DetectorSet:
-    """The detectors ``config`` names (the bundled defaults when it names none), loaded with their thresholds."""
+    """The detectors ``config`` names (the bundled defaults when it names none), loaded with their thresholds;
+    for an engine that scores elsewhere (ray) only their descriptions, and never objects that cannot travel."""
+    if loaded and config.engine == "ray":
+        raise ScanError("engine 'ray' loads the detectors from their bundle folders on every node, not from loaded "
+                        f"Detector objects ({', '.join(d.name for d in loaded)}): pass the bundle folders instead")
     bundle_paths = resolve_bundle_paths(config.detector_dirs, config.detectors) \
         if (config.detector_dirs or config.detectors) else []
     if not bundle_paths and not loaded:
@@ -77,7 +82,18 @@ def detectors_for(config: ScanConfig, loaded: Sequence = ()) -> DetectorSet:
                   f"from {defaults[0]}", file=sys.stderr)
         elif config.min_age is None:
             raise ScanError("no detectors given: pass --detectors DIR or --detector BUNDLE, and/or --min-age YEARS")
-    return DetectorSet(load_scan_detectors(list(loaded) + list(bundle_paths), config.thresholds))
+    return DetectorSet(load_scan_detectors(list(loaded) + list(bundle_paths), config.thresholds,
+                                           models=config.engine == "local"))
+
+
+def make_engine(config: ScanConfig, workers: int):
+    """The executor ``config.engine`` names; Ray is imported only for ``ray`` (an optional extra)."""
+    if config.engine == "ray":
+        from cleaner.scan.ray_engine import RayEngine
+
+        delay = float(os.environ.get(DELAY_ENV, "0") or 0)
+        return RayEngine(config.batch_size, config.ray_address, config.ray_actors, worker_delay=delay)
+    return LocalEngine(workers, config.batch_size, config.chunksize)
 
 
 class ScanRun:
@@ -96,6 +112,10 @@ class ScanRun:
         self.columns = self.detectors.columns()
         thresholds = {d.name: d.threshold for d in self.detectors.members}
         self.rules = ExclusionRules(thresholds, config.min_age, config.unknown_age)
+        if config.engine == "ray":  # now, before --out is touched: without Ray the scan stops here
+            from cleaner.scan.ray_engine import import_ray
+
+            import_ray()
         self.stats = WalkStats()
         self.done: set[str] = set()
         self.sources: dict[str, Path] = {}  # files in flight, by scan path
@@ -141,7 +161,7 @@ class ScanRun:
         resuming = _prepare_out(self.out, journal, resume, overwrite)
         self.done = journal.reopen() if resuming else (journal.start() or set())
         workers = default_workers() if self.config.workers is None else self.config.workers
-        engine = LocalEngine(workers, self.config.batch_size, self.config.chunksize)
+        engine = self.engine = make_engine(self.config, workers)
         delay = float(os.environ.get(DELAY_ENV, "0") or 0)
         total = count_candidates(self.target) if self.progress else None
         from tqdm import tqdm
@@ -181,7 +201,8 @@ class ScanRun:
         summary["images_per_second"] = round(self.scanned / seconds, 2) if seconds > 0 else None
         summary.update(
             min_age=self.config.min_age, unknown_age=self.config.unknown_age, detectors=det_rows, resumed=resuming,
-            files_this_run=self.scanned, workers=workers, batch_size=self.config.batch_size,
+            files_this_run=self.scanned, engine=self.engine.name,
+            workers=workers if self.engine.name == "local" else None, batch_size=self.config.batch_size,
             metadata=self.metadata.describe() if self.metadata is not None else None,
         )
         summary = ordered_summary(summary)

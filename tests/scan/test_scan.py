@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from cleaner.scan import folder as so
 from cleaner.cli import main
 from cleaner.scan import ScanError, scan_archive
 from cleaner.scan.folder import JOURNAL_FILE
+from scan_kill import kill_when_journalled
 
 MIN_AGE = 10
 
@@ -153,21 +153,8 @@ def test_sigkill_part_way_then_resume_equals_uninterrupted(built_archive, rule_b
            str(rule_bundles), "--min-age", str(MIN_AGE), "--metadata", str(arch.metadata_csv),
            "--workers", "2", "--batch-size", "2", "--quiet"]
     env = dict(subprocess_env, CXCLEAN_SCAN_BATCH_DELAY="0.5")
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    journal = out / JOURNAL_FILE
-    deadline = time.monotonic() + 180
-    journalled = 0
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if journal.is_file():
-                journalled = max(0, len(journal.read_text().splitlines()) - 1)
-                if journalled >= 4:
-                    break
-            time.sleep(0.05)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the machine dies: main process and its decoding workers at once
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    status, journalled, stderr = kill_when_journalled(cmd, env, out, rows=4)  # main process and decoders at once
+    assert status == -signal.SIGKILL, stderr[-2000:]
     assert 4 <= journalled < len(arch.expected)
     assert not (out / "summary.json").exists() and not (out / "scores.csv").exists()
 
@@ -187,7 +174,7 @@ def test_sigkill_part_way_then_resume_equals_uninterrupted(built_archive, rule_b
     for key in ("files", "ok", "errors", "excluded", "excluded_per_reason", "skipped", "unknown_age_count"):
         assert summary[key] == reference[key], key
     assert summary["resumed"] is True and 0 < summary["files_this_run"] < len(arch.expected)
-    assert not journal.exists()
+    assert not (out / JOURNAL_FILE).exists()
     assert snapshot(arch.root) == before
 
 
