@@ -14,7 +14,9 @@ DEFAULTS = REPO / "detectors" / "default_bundles"
 
 def keras_scores(model, x: np.ndarray) -> np.ndarray:
     """The bundle's own scores: the Keras model called directly, one input at a time (no batch, no padding)."""
-    return np.concatenate([np.asarray(model(x[i : i + 1], training=False)).reshape(-1) for i in range(len(x))])
+    from keras import ops
+
+    return np.concatenate([ops.convert_to_numpy(model(x[i : i + 1], training=False)).reshape(-1) for i in range(len(x))])
 
 
 def inputs(n: int, size: int, seed: int = 0) -> np.ndarray:
