@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -59,7 +59,6 @@ class Detector:
     model: object  # keras.Model: input (N, size, size, 1) float32 in [0, 1], output (N, 1) probability
     info: dict
     path: Path | None = None
-    _predict_fn: object = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -82,17 +81,11 @@ class Detector:
         return InputSpec.from_dict(self.info["input"])
 
     def predict(self, batch: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """Scores in [0, 1] (higher = artefact present) for a batch already run through ``preprocess``."""
-        batch = np.asarray(batch, dtype=np.float32)
-        if batch.ndim == 3:
-            batch = batch[..., None]
-        if len(batch) == 0:
-            return np.zeros((0,), dtype=np.float32)
-        out = []
-        for start in range(0, len(batch), batch_size):
-            chunk = batch[start : start + batch_size]
-            out.append(np.asarray(self.model(chunk, training=False)).reshape(-1))
-        return np.concatenate(out).astype(np.float32)
+        """Scores in [0, 1] (higher = artefact present) for a batch already run through ``preprocess``, through
+        the model's compiled scorer (``detectors.inference``, the one scoring step)."""
+        from .inference import predict
+
+        return predict(self.model, batch, batch_size)
 
     def score(self, images: Iterable, batch_size: int = 64) -> np.ndarray:
         """Scores for images given as paths or decoded [0, 1] arrays of any size (read and preprocessed here)."""

@@ -9,6 +9,7 @@ import time
 import numpy as np
 
 from . import backbones
+from .inference import predict
 from .synthesis import TrainingBatches
 
 
@@ -49,7 +50,7 @@ class _BestOnValidationAUC:
             def on_epoch_end(self, epoch, logs=None):
                 if batches is not None:
                     backbones.recalibrate_batchnorm(self.model, batches)
-                scores = self.model.predict(val_x, batch_size=batch_size, verbose=0).reshape(-1).astype(np.float64)
+                scores = predict(self.model, val_x, batch_size).astype(np.float64)
                 auc = float(roc_auc_score(val_y, scores))
                 loss = float(log_loss(val_y, np.clip(scores, 1e-7, 1 - 1e-7), labels=[0, 1]))
                 acc = float(((scores >= 0.5) == (val_y == 1)).mean())

@@ -25,6 +25,7 @@ from .bundle import INFO_FILE, Detector, library_versions, save_bundle
 from .config import TrainConfig
 from .data import TrainingImage, decode_sources, list_sources, shrink_to, split_sources, training_set_sha256, write_manifest
 from .fitting import average_logits, fit_member, use_gpu_if_available
+from .inference import predict
 from .kinds import NUISANCE_PROBABILITY, Kind, get_kind
 from .metrics import binary_metrics, choose_threshold, is_suspect_normal, recall_by_variant, save_curves
 from .synthesis import build_eval_set
@@ -175,7 +176,7 @@ def _combine(recipe: Recipe, trained: list, data: TrainingData, log) -> tuple:
     if config.members > 1:
         model = average_logits([m for m, _ in trained])
         log(f"validation AUC of the {config.members} members' mean log-odds: "
-            f"{binary_metrics(data.val_y, model.predict(data.val_x, batch_size=config.batch_size, verbose=0).reshape(-1), 0.5)['auc']:.4f}")
+            f"{binary_metrics(data.val_y, predict(model, data.val_x, config.batch_size), 0.5)['auc']:.4f}")
     if not recipe.reads_glyphs:
         return model, None
     reader, reader_info = glyphs.train_reader([preprocess(s.pixels, recipe.spec)[..., 0] for s in data.train],
@@ -187,7 +188,7 @@ def _combine(recipe: Recipe, trained: list, data: TrainingData, log) -> tuple:
 def _validate(recipe: Recipe, model, data: TrainingData, reader_info, log) -> tuple:
     """Validation scores, the threshold (at the target precision) and the metrics at it."""
     kind = recipe.kind
-    scores = model.predict(data.val_x, batch_size=recipe.config.batch_size, verbose=0).reshape(-1)
+    scores = predict(model, data.val_x, recipe.config.batch_size)
     choice = choose_threshold(data.val_y, scores, recipe.config.target_precision)
     log(("" if choice.met else "WARNING: ") + choice.note)
     val_metrics = binary_metrics(data.val_y, scores, choice.threshold)
@@ -267,7 +268,7 @@ def _score_sources(model, usable, kind, spec, batch_size, val_src, val_y, val_sc
     rest = [s for s in usable if id(s) not in val_set]
     if rest:
         x, y, idx, _ = build_eval_set([s.pixels for s in rest], [s.label for s in rest], kind, spec)
-        fill(rest, y, model.predict(x, batch_size=batch_size, verbose=0).reshape(-1), idx)
+        fill(rest, y, predict(model, x, batch_size), idx)
 
 
 def _check_split(kind: Kind, train_src: list[TrainingImage], val_src: list[TrainingImage]) -> None:

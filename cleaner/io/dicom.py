@@ -140,6 +140,41 @@ def _cut_short(ds) -> str | None:
     return None
 
 
+def _display(arr: np.ndarray, ds, has_voi: bool, monochrome1: bool) -> np.ndarray:
+    """Stored values to [0, 1] display values: Modality LUT, VOI LUT/window, min-max, MONOCHROME1 inverted."""
+    arr = apply_modality_lut(arr, ds)
+    if has_voi:
+        arr = apply_voi_lut(arr, ds, index=0)
+    pixels = to_unit_range(arr)
+    return 1.0 - pixels if monochrome1 else pixels
+
+
+def _grey_levels(arr: np.ndarray, ds, has_voi: bool, monochrome1: bool) -> np.ndarray:
+    """``_display`` of a grey image, the same numbers: for integer pixels it runs once per stored value (a table
+    of at most 65,536 entries) instead of once per pixel, then the table is looked up. The LUTs in float64 over a
+    2,000 x 2,000 film had cost more than decoding it (docs/decisions/0007-compiled-inference.md)."""
+    if arr.dtype.kind not in "iu" or arr.ndim != 2 or arr.size < 1 << 16:
+        return _display(arr, ds, has_voi, monochrome1)
+    first, last = int(arr.min()), int(arr.max())
+    if last - first >= 1 << 16:
+        return _display(arr, ds, has_voi, monochrome1)
+    shown = apply_modality_lut(np.arange(first, last + 1, dtype=arr.dtype), ds)
+    if has_voi:
+        shown = apply_voi_lut(shown, ds, index=0)
+    shown = np.asarray(shown, dtype=np.float32)
+    if not np.isfinite(shown).all():
+        return _display(arr, ds, has_voi, monochrome1)
+    index = arr - arr.dtype.type(first)
+    steps = np.diff(shown)
+    if (steps >= 0).all() or (steps <= 0).all():  # monotonic: the extremes are the first and last stored values
+        present = shown[[0, -1]]
+    else:
+        present = shown[np.bincount(index.reshape(-1), minlength=len(shown)) > 0]
+    lo, hi = float(present.min()), float(present.max())  # to_unit_range's arithmetic, on the table
+    table = np.zeros(shown.shape, np.float32) if hi <= lo else (shown - lo) / (hi - lo)
+    return (1.0 - table if monochrome1 else table)[index]
+
+
 def read_dicom(path: Path) -> LoadedImage:
     try:
         with warnings.catch_warnings(), open_quietly(path) as fh:  # one clear error, not a warning per bad value
@@ -173,14 +208,11 @@ def read_dicom(path: Path) -> LoadedImage:
             pixels = to_unit_range(rgb_to_grey(arr))
             meta.notes.append(f"colour ({photometric}) converted to grey")
         else:
-            arr = apply_modality_lut(arr, ds)
             has_voi = any(k in ds for k in ("VOILUTSequence", "WindowCenter"))
+            pixels = _grey_levels(arr, ds, has_voi, photometric == "MONOCHROME1")
             if has_voi:
-                arr = apply_voi_lut(arr, ds, index=0)
                 meta.notes.append("VOI LUT/window applied")
-            pixels = to_unit_range(arr)
             if photometric == "MONOCHROME1":
-                pixels = 1.0 - pixels
                 meta.notes.append("MONOCHROME1 inverted for display")
     except ImageReadError:
         raise

@@ -138,3 +138,33 @@ def test_colour_dicom_to_grey(tmp_path, film):
     loaded = read_image(path)
     assert loaded.pixels.shape == film.shape and "colour (RGB) converted to grey" in loaded.meta.notes
     np.testing.assert_allclose(loaded.pixels, to_unit_range(rgb[..., 0].astype(np.float32)), atol=2e-3)
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(photometric="MONOCHROME1"), dict(signed=True), dict(rle=True),
+                                    dict(window=(3071, 2048)), dict(rescale=(-2.0, 4000.0)), dict(bits=8)])
+def test_grey_levels_by_table_are_the_per_pixel_numbers(tmp_path, monkeypatch, kwargs):
+    """The LUTs run once per stored value, then looked up: bit for bit what running them per pixel gives."""
+    from cleaner.io import dicom
+
+    path = write_dicom(tmp_path / "f.dcm", phantom(300, 260), **kwargs)  # large enough for the table path
+    fast = read_image(path)
+    monkeypatch.setattr(dicom, "_grey_levels", dicom._display)
+    slow = read_image(path)
+    assert fast.pixels.dtype == slow.pixels.dtype == np.float32 and fast.meta.notes == slow.meta.notes
+    np.testing.assert_array_equal(fast.pixels, slow.pixels)
+
+
+def test_grey_levels_by_table_with_a_lut_that_goes_up_and_down():
+    """A Modality LUT that is not monotonic: min-max over the values present, not the table's ends."""
+    from pydicom.dataset import Dataset
+
+    from cleaner.io import dicom
+
+    lut = Dataset()
+    lut.LUTDescriptor, lut.LUTData = [64, 0, 16], [int(1000 + 900 * np.sin(i / 5)) for i in range(64)]
+    ds = Dataset()
+    ds.ModalityLUTSequence = [lut]
+    ds.PixelRepresentation, ds.BitsStored = 0, 16
+    arr = (np.random.default_rng(0).integers(10, 50, (300, 300))).astype(np.uint16)
+    for mono1 in (False, True):
+        np.testing.assert_array_equal(dicom._grey_levels(arr, ds, False, mono1), dicom._display(arr, ds, False, mono1))

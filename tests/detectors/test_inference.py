@@ -1,0 +1,83 @@
+"""The one scoring step (detectors/inference.py): a compiled graph that scores exactly like the bundle's own
+Keras model, pads the last batch without changing any score, and traces once per model and batch size."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from detectors.bundle import load
+from detectors.inference import Scorer, predict
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULTS = REPO / "detectors" / "default_bundles"
+
+
+def keras_scores(model, x: np.ndarray) -> np.ndarray:
+    """The bundle's own scores: the Keras model called directly, one input at a time (no batch, no padding)."""
+    from keras import ops
+
+    return np.concatenate([ops.convert_to_numpy(model(x[i : i + 1], training=False)).reshape(-1) for i in range(len(x))])
+
+
+def inputs(n: int, size: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).random((n, size, size, 1), dtype=np.float32)
+
+
+@pytest.mark.parametrize("kind", ["rotation", "inversion", "flip"])
+def test_default_bundles_score_as_their_keras_model(kind):
+    if not (DEFAULTS / kind / "detector.json").is_file():
+        pytest.skip("default bundles not trained yet")
+    det = load(DEFAULTS / kind)
+    x = inputs(5, det.input_spec.size)  # batches of 4: one full, one padded from 1
+    np.testing.assert_allclose(det.predict(x, batch_size=4), keras_scores(det.model, x), atol=1e-5, rtol=0)
+
+
+def test_tiny_and_rule_bundles_score_as_their_keras_model(tmp_path, rule_bundles):
+    from scan_output_builder import save_tiny_bundle
+
+    folders = [save_tiny_bundle(tmp_path / "tiny"), rule_bundles / "rotation", rule_bundles / "inversion"]
+    for folder in folders:
+        det = load(folder)
+        x = inputs(11, det.input_spec.size, seed=1)
+        np.testing.assert_allclose(det.predict(x, batch_size=4), keras_scores(det.model, x), atol=1e-5, rtol=0)
+        assert det.predict(x[:0]).shape == (0,)
+        # (N, s, s) without the channel axis is the same input
+        np.testing.assert_allclose(det.predict(x[..., 0], batch_size=4), det.predict(x, batch_size=4), atol=0)
+
+
+def test_padding_never_changes_a_score_and_nothing_retraces(rule_bundles):
+    """A film scores the same alone (padded with 7 blanks) as in a full batch; 1, 5, 8 and 13 films all go
+    through the one trace of batch 8, and the cached scorer is shared by every caller of the model."""
+    keras = pytest.importorskip("keras")
+    det = load(rule_bundles / "inversion")
+    x = inputs(13, det.input_spec.size, seed=2)
+    together = det.predict(x, batch_size=8)
+    alone = np.concatenate([det.predict(x[i : i + 1], batch_size=8) for i in range(len(x))])
+    np.testing.assert_array_equal(alone, together)
+    for n in (5, 8, 13):
+        predict(det.model, x[:n], 8)
+    scorer = Scorer.of(det.model, 8)
+    assert scorer is Scorer.of(det.model, 8) and scorer is not Scorer.of(det.model, 4)
+    if keras.backend.backend() == "tensorflow":
+        (fn,) = scorer._fns.values()
+        assert fn.experimental_get_tracing_count() == 1
+
+
+def test_the_inverse_comparator_pads_without_mixing_films():
+    """A model that stacks each film with its complement along the batch axis (inversion's WithComplement ->
+    HalvesDifference) still pairs each film with its own complement when the last batch is padded."""
+    import keras
+
+    from detectors.layers import HalvesDifference, WithComplement
+
+    inp = keras.Input((16, 16, 1))
+    both = keras.layers.GlobalAveragePooling2D()(WithComplement()(inp))
+    model = keras.Model(inp, keras.layers.Activation("sigmoid")(HalvesDifference()(both) * 8.0))
+    x = inputs(7, 16, seed=3)
+    expected = 1 / (1 + np.exp(-8.0 * (2 * x.mean(axis=(1, 2, 3)) - 1)))
+    np.testing.assert_allclose(predict(model, x, 4), expected, atol=1e-5)
+
+
+def test_a_bad_batch_size_is_refused():
+    with pytest.raises(ValueError, match="batch size"):
+        Scorer(object(), 0)
