@@ -40,12 +40,11 @@ class FlagBudget:
 
 
 def format_budget(budget: dict) -> list[str]:
-    """The flag budget as lines of the printed summary."""
+    """The flag budget as lines of the printed summary: ``threshold -> flagged films (validation recall)``."""
     lines = []
     for name, entry in budget.items():
-        cells = []
-        for row in entry["rows"]:
-            recall = "" if row["validation_recall"] is None else f", recall {row['validation_recall']:.3f}"
-            cells.append(f"{row['threshold']:g}: {row['flagged']}{recall}")
-        lines.append(f"  flag budget {name} (threshold: flagged films{', validation recall' if any(r['validation_recall'] is not None for r in entry['rows']) else ''}): " + "; ".join(cells))
+        cells = [f"{row['threshold']:g} -> {row['flagged']}"
+                 + ("" if row["validation_recall"] is None else f" ({row['validation_recall']:.1%} recall)")
+                 for row in entry["rows"]]
+        lines.append(f"  flag budget {name}: " + ", ".join(cells))
     return lines
