@@ -29,7 +29,9 @@ sys.path.insert(0, str(REPO))
 SETTINGS = {
     "rotation": dict(epochs=20, patience=6, ap_weight=1),
     "inversion": dict(epochs=20, patience=6, ap_weight=1, members=3),
-    "flip": dict(epochs=28, patience=8, ap_weight=4),  # plus its glyph reader (kinds.reads_glyphs), ~6 min
+    # plus its glyph reader of the side bands (kinds.reads_glyphs; docs/decisions/0007)
+    "flip": dict(epochs=28, patience=8, ap_weight=4,
+                 extra=dict(glyph_fast=True, glyph_width=1.0, glyph_bands=0.2, glyph_epochs=8)),
     # not a frontal chest film: learnt from labelled films of every site; ignores what the others detect
     "non_frontal": dict(epochs=20, patience=6, labelled=True, nuisances=("rotation", "inversion", "flip"), gate=True),
 }
