@@ -155,6 +155,24 @@ def compare_with_inverse(model, trim: float = VOTE_TRIM):
     return keras.Model(image, score, name=f"{model.name}_vs_inverse")
 
 
+def compare_with_mirror(model):
+    """``model``'s backbone as a comparator of a film with its own left-right mirror: log-odds ``g(x) - g(mirror x)``.
+
+    A film and its mirror always get opposite log-odds (their scores sum to 1), so whatever another hospital's
+    films shift in ``g`` for both sides alike (exposure, processing, lines and wires) cancels, as it does for
+    inversion's comparator (docs/decisions/0003, 0006)."""
+    import keras
+
+    from .layers import HalvesDifference, WithMirror
+
+    image = keras.Input(model.inputs[0].shape[1:], name="image")
+    branch = keras.Model(model.inputs[0], model.get_layer("logit").output, name="handedness_branch")
+    both = branch(WithMirror(name="with_mirror")(image))
+    logit = HalvesDifference(dtype="float32", name="logit")(both)
+    score = keras.layers.Activation("sigmoid", dtype="float32", name="score")(logit)
+    return keras.Model(image, score, name=f"{model.name}_vs_mirror")
+
+
 def _load_weights(model, weights: str):
     try:
         model.load_weights(weights)

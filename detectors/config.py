@@ -34,6 +34,17 @@ class TrainConfig:
     val_fraction: float = 0.3
     target_precision: float = 0.999
     seed: int = 0
+    #: real upright frontal films (a folder or CSV) the threshold is calibrated on, and the share of them it may
+    #: flag (``detectors.calibration``); None: the validation threshold only
+    calibrate_on: str | None = None
+    target_fpr: float = 0.001
+    #: other kinds whose artefacts the detector must ignore (applied at random to both classes in training);
+    #: None: the kind's own (``Kind.nuisances``). A "not a frontal chest film" detector ignores rotation,
+    #: inversion and flip, so that a rotated frontal film is left to the rotation detector
+    nuisances: tuple | None = None
+    #: when this detector flags a film, the other detectors' flags on it are not exclusion reasons (their scores
+    #: stay): for a detector of films on which the others mean nothing, such as laterals and other body parts
+    gate: bool = False
     #: decoding processes
     workers: int = 1
     #: longest side training images are kept at in memory (default: twice the input size)
@@ -44,6 +55,10 @@ class TrainConfig:
     glyph_patches: int = 40000
     glyph_epochs: int = 5
     glyph_width: float = 0.5
+    #: the reader's faster design (strided stem, separable convolutions), and the share of the film's width it
+    #: reads at each side (None: the whole film; side markers sit near the edges)
+    glyph_fast: bool = False
+    glyph_bands: float | None = None
 
     def __post_init__(self):
         if self.name is not None and not self.name.replace("_", "").isalnum():
@@ -51,6 +66,12 @@ class TrainConfig:
                                  f"(it becomes the {self.name}_score column)")
         if self.members < 1:
             raise UserInputError(f"members must be at least 1, not {self.members}")
+        if self.nuisances is not None:
+            self.nuisances = tuple(self.nuisances)
+        if self.calibrate_on is not None:
+            self.calibrate_on = str(self.calibrate_on)
+        if not 0.0 <= self.target_fpr < 0.5:
+            raise UserInputError(f"--target-fpr must be at least 0 and below 0.5, not {self.target_fpr}")
         if not 0.0 < self.val_fraction < 1.0:
             raise UserInputError(f"--val-fraction must be between 0 and 1, not {self.val_fraction}")
         for key in ("image_size", "epochs", "batch_size", "copies", "workers", "glyph_size"):

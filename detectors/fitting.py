@@ -95,6 +95,8 @@ def fit_member(kind, member: int, config, spec, pool: int, weights_path, working
         model, base = backbones.build(config.backbone, config.image_size, weights_path, input_pool=pool)
         if kind.compares_inverse:
             model = backbones.compare_with_inverse(model)
+        if kind.compares_mirror:
+            model = backbones.compare_with_mirror(model)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     log(f"backbone {config.backbone} ({model.count_params():,} parameters, weights {config.weights or 'none'}) on "

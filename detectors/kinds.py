@@ -43,6 +43,9 @@ class Kind:
     #: whether the model compares each region of a film with the same region of its own inversion and the
     #: regions vote (``backbones.compare_with_inverse``; docs/decisions/0003)
     compares_inverse: bool = False
+    #: whether the model compares a film with its own left-right mirror (``backbones.compare_with_mirror``): for
+    #: the kind whose artefact is that mirror (docs/decisions/0006)
+    compares_mirror: bool = False
     #: the percentiles preprocessing stretches to [0, 1] (``InputSpec``); symmetric for a comparator, so an
     #: inverted film stays ``1 - x`` (docs/decisions/0003)
     percentiles: tuple[float, float] = (0.5, 99.5)
@@ -113,5 +116,5 @@ register(Kind("rotation", "upright (negative) vs rotated by 90, 180 or 270 degre
 register(Kind("inversion", "upright vs pixel-inverted (max - x on the displayed image)", _invert, ("inverted",),
               nuisances=("rotation", "flip"), plates=True, compares_inverse=True, percentiles=(5.0, 95.0)))
 register(Kind("flip", "upright vs left-right mirrored", _mirror, ("mirrored",), nuisances=("inversion",),
-              reads_glyphs=True))
+              reads_glyphs=True, compares_mirror=True))
 register(Kind("custom", "trained from labelled positives and negatives (e.g. laterals vs frontals)"))

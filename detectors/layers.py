@@ -80,6 +80,36 @@ class MarkerSideEvidence(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="cxclean")
+class SideBands(keras.layers.Layer):
+    """(N, H, W, C) to (N, H, 2 w, C): the film's left and right edge bands (``fraction`` of its width each), side by
+    side. Side markers sit there (96 % of the strong ones a reader found within a quarter of the width from an
+    edge); the middle, where they rarely are, is not read. Mirroring the film mirrors the result exactly, so
+    reading where a marker is keeps its meaning."""
+
+    def __init__(self, fraction: float = 0.25, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 < fraction <= 0.5:
+            raise ValueError(f"SideBands fraction must be in (0, 0.5], not {fraction}")
+        self.fraction = float(fraction)
+
+    def _band(self, width):
+        return max(1, int(round(width * self.fraction)))
+
+    def call(self, inputs):
+        band = self._band(inputs.shape[2])
+        return ops.concatenate([inputs[:, :, :band], inputs[:, :, -band:]], axis=2)
+
+    def compute_output_shape(self, input_shape):
+        width = input_shape[2]
+        return (input_shape[0], input_shape[1], None if width is None else 2 * self._band(width), input_shape[3])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(fraction=self.fraction)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="cxclean")
 class WithComplement(keras.layers.Layer):
     """(N, ...) [0, 1] images to (2N, ...): the images, then their complements ``1 - x`` (their inversions:
     the percentile stretch keeps an inverted film exactly ``1 - x``). One batch, so batch normalisation
@@ -87,6 +117,18 @@ class WithComplement(keras.layers.Layer):
 
     def call(self, inputs):
         return ops.concatenate([inputs, 1.0 - inputs], axis=0)
+
+    def compute_output_shape(self, input_shape):
+        return (None,) + tuple(input_shape[1:])
+
+
+@keras.saving.register_keras_serializable(package="cxclean")
+class WithMirror(keras.layers.Layer):
+    """(N, H, W, C) to (2N, H, W, C): the images, then their left-right mirrors. One batch, so batch normalisation
+    sees both in training as in scanning; with ``HalvesDifference`` a film and its mirror get opposite log-odds."""
+
+    def call(self, inputs):
+        return ops.concatenate([inputs, ops.flip(inputs, axis=2)], axis=0)
 
     def compute_output_shape(self, input_shape):
         return (None,) + tuple(input_shape[1:])

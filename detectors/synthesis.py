@@ -137,8 +137,7 @@ def make_example(
     """One model input. ``positive`` applies the kind's artefact (synthetic kinds only); ``rng`` = augment."""
     if rng is not None:
         x = augment(pixels, rng, kind.haze)
-        if kind.synthetic:
-            x = kind.add_nuisances(x, rng)
+        x = kind.add_nuisances(x, rng)
     else:
         x = np.asarray(pixels, dtype=np.float32)
     if positive and kind.synthetic:

@@ -10,7 +10,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -22,6 +22,7 @@ from cleaner.io.preprocess import InputSpec, preprocess
 
 from . import backbones, glyphs, synthesis
 from .bundle import INFO_FILE, Detector, library_versions, save_bundle
+from .calibration import calibrate_bundle, recall_curve, supported_fpr_note
 from .config import TrainConfig
 from .data import TrainingImage, decode_sources, list_sources, shrink_to, split_sources, training_set_sha256, write_manifest
 from .fitting import average_logits, fit_member, use_gpu_if_available
@@ -71,6 +72,11 @@ class Recipe:
 
     @classmethod
     def of(cls, kind: Kind, config: TrainConfig) -> "Recipe":
+        if config.nuisances is not None:
+            for other in config.nuisances:
+                if not get_kind(other).synthetic:
+                    raise UserInputError(f"--nuisance {other}: only a synthesised artefact can be a nuisance")
+            kind = replace(kind, nuisances=tuple(config.nuisances))
         reads_glyphs = kind.reads_glyphs if config.glyph_reader is None else bool(config.glyph_reader)
         pool = _input_pool(config.image_size, config.glyph_size) if reads_glyphs else 1
         spec = InputSpec(size=config.image_size * pool, low_pct=kind.percentiles[0], high_pct=kind.percentiles[1])
@@ -137,12 +143,16 @@ def train(kind: str, normals: str | os.PathLike | None = None, *, out: str | os.
     if not weighted:
         raise UserInputError("every training image has weight 0")
     working = {id(s): shrink_to(s.pixels, recipe.max_side) for s in data.train}
-    trained = [fit_member(kind_def, m, config, recipe.spec, recipe.pool, weights_path, [working[id(s)] for s in weighted],
+    trained = [fit_member(recipe.kind, m, config, recipe.spec, recipe.pool, weights_path, [working[id(s)] for s in weighted],
                           [s.label for s in weighted], data.val_x, data.val_y, device, log)
                for m in range(config.members)]
     model, reader_info = _combine(recipe, trained, data, log)
     scores, choice, val_metrics = _validate(recipe, model, data, reader_info, log)
     suspects = _suspects(recipe, model, data, scores, choice.threshold, log)
+    negatives = scores[data.val_y == 0]
+    supports = supported_fpr_note(len(negatives), int((negatives >= choice.threshold).sum()))
+    log(f"validation threshold: {supports}" + ("" if config.calibrate_on else
+        "; give --calibrate-on with real upright films of your archive to choose a threshold that holds there"))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     name = config.name or kind_def.name
@@ -150,7 +160,9 @@ def train(kind: str, normals: str | os.PathLike | None = None, *, out: str | os.
         "name": name, "kind": kind_def.name, "description": kind_def.description, "variants": list(kind_def.variants),
         "backbone": config.backbone, "weights": config.weights or "none",
         "weights_sha256": file_sha256(weights_path) if weights_path else None,
-        "input": recipe.spec.to_dict(), "threshold": choice.threshold, "threshold_choice": choice.to_dict(),
+        "input": recipe.spec.to_dict(), "threshold": choice.threshold,
+        "threshold_choice": choice.to_dict() | {"validation_threshold": choice.threshold, "supports": supports},
+        "gate": config.gate,
         "metrics": {"validation": val_metrics},
         "training": _training_record(recipe, trained, data, len(weighted), reader_info, device, started),
         "train_config": config.to_dict(),
@@ -162,6 +174,8 @@ def train(kind: str, normals: str | os.PathLike | None = None, *, out: str | os.
     }
     write_manifest(data.sources, out / MANIFEST_FILE, kind_def.name)
     save_bundle(model, info, out)
+    if config.calibrate_on:
+        calibrate_bundle(out, config.calibrate_on, config.target_fpr, workers=config.workers, log=log, progress=progress)
     saved = json.loads((out / INFO_FILE).read_text())
     log(f"bundle {out} ({saved['version']}): validation AUC {val_metrics['auc']:.4f}, threshold "
         f"{choice.threshold:.4g}, precision {val_metrics['precision']:.4f}, recall {val_metrics['recall']:.4f}, "
@@ -180,9 +194,10 @@ def _combine(recipe: Recipe, trained: list, data: TrainingData, log) -> tuple:
     if not recipe.reads_glyphs:
         return model, None
     reader, reader_info = glyphs.train_reader([preprocess(s.pixels, recipe.spec)[..., 0] for s in data.train],
-                                              config.glyph_patches, config.glyph_epochs, config.seed, config.glyph_width, log)
-    reader_info.update(input_pool=recipe.pool, backbone_validation_auc=state["best_auc"])
-    return glyphs.with_reader(model, reader), reader_info
+                                              config.glyph_patches, config.glyph_epochs, config.seed, config.glyph_width,
+                                              log, fast=config.glyph_fast)
+    reader_info.update(input_pool=recipe.pool, backbone_validation_auc=state["best_auc"], bands=config.glyph_bands)
+    return glyphs.with_reader(model, reader, bands=config.glyph_bands), reader_info
 
 
 def _validate(recipe: Recipe, model, data: TrainingData, reader_info, log) -> tuple:
@@ -195,6 +210,7 @@ def _validate(recipe: Recipe, model, data: TrainingData, reader_info, log) -> tu
     if reader_info is not None:
         log(f"validation AUC: backbone alone {reader_info['backbone_validation_auc']:.4f}, "
             f"with the glyph reader {val_metrics['auc']:.4f}")
+    val_metrics["recall_curve"] = recall_curve(data.val_y, scores, choice.threshold)
     if kind.synthetic and len(kind.variants) > 1:
         val_metrics["recall_by_variant"] = recall_by_variant(data.val_y, scores, data.val_var, kind.variants,
                                                              choice.threshold)
@@ -237,6 +253,7 @@ def _training_record(recipe: Recipe, trained: list, data: TrainingData, n_weight
         "augmentation": synthesis.AUGMENTATION,
         "augmentation_settings": {"haze": kind.haze, "plates": kind.plates},
         "compares_inverse": {"vote_trim": backbones.VOTE_TRIM} if kind.compares_inverse else False,
+        "compares_mirror": kind.compares_mirror,
         "nuisances": {"kinds": list(kind.nuisances), "probability": NUISANCE_PROBABILITY} if kind.nuisances else None,
         "device": device,
         "seconds": round(time.perf_counter() - started, 1),

@@ -29,8 +29,14 @@ sys.path.insert(0, str(REPO))
 SETTINGS = {
     "rotation": dict(epochs=20, patience=6, ap_weight=1),
     "inversion": dict(epochs=20, patience=6, ap_weight=1, members=3),
-    "flip": dict(epochs=28, patience=8, ap_weight=4),  # plus its glyph reader (kinds.reads_glyphs), ~6 min
+    # plus its glyph reader of the side bands (kinds.reads_glyphs; docs/decisions/0007)
+    "flip": dict(epochs=28, patience=8, ap_weight=4,
+                 extra=dict(glyph_fast=True, glyph_width=1.0, glyph_bands=0.2, glyph_epochs=8)),
+    # not a frontal chest film: learnt from labelled films of every site; ignores what the others detect
+    "non_frontal": dict(epochs=20, patience=6, labelled=True, nuisances=("rotation", "inversion", "flip"), gate=True),
 }
+#: the share of real upright films each default's threshold may flag (docs/decisions/0006)
+TARGET_FPR = 0.001
 #: NIH films reviewed as artefacts themselves, each left out of the default detectors its ``kinds`` column names
 EXCLUSIONS = REPO / "data_manifests" / "default_training_exclusions.csv"
 NIH_LICENCE = "NIH ChestX-ray14: released without restrictions on use (public domain)"
@@ -70,6 +76,91 @@ def nih_training_list(data: Path, out_csv: Path, ap_weight: int = 1, kind: str =
     return out_csv, len(meta) - len(keep)
 
 
+#: the sites of ../shared/data whose films are frontal chest films (negatives of non_frontal) and the folders
+#: of films that are not (its positives): laterals, CT slices, hand films, the DICOM test objects (hip, leg, CT,
+#: MR, NM, US, XA)
+FRONTAL_SITES = {"nih": "nih/images", "nih_fullres": "nih/fullres", "hannover": "hannover/images",
+                 "ieee_frontal": "ieee/frontal", "kermany": "kermany/images"}
+NON_FRONTAL_SITES = {"ieee_lateral": "ieee/lateral", "ieee_ct": "ieee/ct", "hands": "hands/images", "dicom": "dicom"}
+
+
+def _film_patient(site: str, path: Path, ids: dict) -> str:
+    """A grouping key that keeps one patient's films (or one DICOM object's transfer syntaxes) on one side."""
+    if site.startswith("nih") or site.startswith("ieee") or site == "hannover":
+        return f"{site.split('_')[0]}:{ids.get(path.name, path.stem)}"
+    if site == "dicom":
+        return f"dicom:{path.name.split('_')[0]}"
+    if site == "kermany":
+        return f"kermany:{path.stem.split('_')[0] if path.stem.startswith('person') else path.stem.rsplit('-', 1)[0]}"
+    return f"{site}:{path.stem}"
+
+
+def non_frontal_list(data: Path, out_csv: Path, leave_out: tuple = ()) -> Path:
+    """The labelled films of the bundled non_frontal detector (path,label,patient_id,site): every film of
+    ``NON_FRONTAL_SITES`` (1) and of ``FRONTAL_SITES`` (0), minus the demo sample's patients and the sites in
+    ``leave_out`` (for leave-one-site-out measurements)."""
+    import pandas as pd
+
+    from cleaner.io.walker import walk_archive
+
+    demo = set(pd.read_csv(REPO / "data_manifests" / "demo_nih.csv", dtype=str)["patient_id"])
+    ids = {}
+    for meta in ("nih/metadata.csv", "ieee/metadata.csv", "hannover/metadata.csv"):
+        table = pd.read_csv(data / meta, dtype=str, keep_default_na=False)
+        ids.update({Path(p).name: pid for p, pid in zip(table["path"], table["patient_id"])})
+    rows = []
+    for label, sites in ((1, NON_FRONTAL_SITES), (0, FRONTAL_SITES)):
+        for site, folder in sites.items():
+            if site in leave_out or site.split("_")[0] in leave_out:
+                continue
+            for path in walk_archive(data / folder):
+                if site.startswith("nih") and ids.get(path.name) in demo:
+                    continue
+                rows.append({"path": str(path), "label": label, "patient_id": _film_patient(site, path, ids), "site": site})
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(out_csv, index=False)
+    return out_csv
+
+
+def upright_list(data: Path, bundle: Path, out_csv: Path, leave_out: tuple = ()) -> Path:
+    """Real upright adult frontal films the bundle was not trained on (path,site), to calibrate its threshold:
+    its own validation split's frontal films (from its training manifest, adults where the age is known) and,
+    for a detector trained on NIH only, every Hannover film and every adult ieee frontal film."""
+    import pandas as pd
+
+    manifest = pd.read_csv(bundle / "training_manifest.csv", dtype=str, keep_default_na=False)
+    val = manifest[(manifest["split"] == "val") & manifest["label"].isin(["", "0"])]
+    ages = {}
+    for meta in ("nih/metadata.csv", "ieee/metadata.csv"):
+        table = pd.read_csv(data / meta, dtype=str, keep_default_na=False)
+        ages.update({Path(p).name: a for p, a in zip(table["path"], table["age_years"])})
+
+    def adult(path: str) -> bool:
+        age = pd.to_numeric(pd.Series([ages.get(Path(path).name, "")]), errors="coerce").iloc[0]
+        return not (age < 18)
+
+    rows = [{"path": str(p if Path(p).is_absolute() else data / p), "site": _site_of(data, p)}
+            for p in val["path"] if adult(p)]
+    rows = [r for r in rows if r["site"] in FRONTAL_SITES]
+    trained_on = {_site_of(data, p) for p in manifest.loc[manifest["split"] == "train", "path"]}
+    for site in ("hannover", "ieee_frontal"):
+        if site not in trained_on:
+            rows += [{"path": str(p), "site": site} for p in sorted((data / FRONTAL_SITES[site]).iterdir())
+                     if p.is_file() and adult(str(p))]
+    rows = [r for r in rows if r["site"] not in leave_out]
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(out_csv, index=False)
+    return out_csv
+
+
+def _site_of(data: Path, path: str) -> str:
+    rel = Path(path).resolve().relative_to(data.resolve()).as_posix() if Path(path).is_absolute() else path
+    for site, folder in {**FRONTAL_SITES, **NON_FRONTAL_SITES}.items():
+        if rel.startswith(folder + "/"):
+            return site
+    return rel.split("/")[0]
+
+
 def publish_manifest(bundle: Path, kind: str, data: Path) -> Path:
     """The bundle's training manifest in data_manifests/ format, paths relative to the shared data."""
     import pandas as pd
@@ -94,7 +185,7 @@ def main(argv=None) -> int:
     default_data = Path(os.environ.get("CXCLEAN_SHARED_DATA") or REPO.parent / "shared" / "data")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=default_data)
-    parser.add_argument("--kinds", nargs="+", default=["rotation", "inversion", "flip"])
+    parser.add_argument("--kinds", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--out", type=Path, default=REPO / "detectors" / "default_bundles")
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=None, help="default: per kind, see SETTINGS")
@@ -102,30 +193,53 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ap-weight", type=int, default=None, help="AP film repeats per epoch (default: per kind)")
     parser.add_argument("--patience", type=int, default=None, help="default: per kind")
+    parser.add_argument("--target-fpr", type=float, default=TARGET_FPR,
+                        help="calibration: the share of real upright films a threshold may flag")
+    parser.add_argument("--leave-out", nargs="*", default=[],
+                        help="sites left out of training and calibration (leave-one-site-out measurements); "
+                             "such bundles are not published to data_manifests/")
+    parser.add_argument("--calibrate-only", action="store_true", help="recalibrate the bundles in --out, no training")
     args = parser.parse_args(argv)
-
-    import detectors
 
     tmp = Path(tempfile.mkdtemp(prefix="cxclean_defaults_"))
     for kind in args.kinds:
-        settings = dict(SETTINGS.get(kind, SETTINGS["rotation"]))
-        settings.update({k: v for k, v in (("epochs", args.epochs), ("patience", args.patience),
-                                           ("ap_weight", args.ap_weight)) if v is not None})
-        ap_weight = settings["ap_weight"]
-        normals, dropped = nih_training_list(args.data, tmp / f"nih_normals_{kind}.csv", ap_weight, kind)
-        print(f"{kind}: training list {normals} (AP weight {ap_weight}); demo patients' and reviewed films left out: {dropped}")
         bundle = args.out / kind
-        if bundle.exists():
-            shutil.rmtree(bundle)
-        det = detectors.train(kind, normals, out=bundle, backbone="compact", weights="none",
-                              patience=settings["patience"], epochs=settings["epochs"],
-                              image_size=args.image_size, copies=args.copies, seed=args.seed,
-                              members=settings.get("members", 1))
-        size = sum(f.stat().st_size for f in bundle.iterdir() if f.is_file()) / 1e6
-        print(f"{kind}: {det.version} threshold {det.threshold:.4f}, bundle {size:.2f} MB, manifest "
-              f"{publish_manifest(bundle, kind, args.data)}")
+        if not args.calibrate_only:
+            train_default(kind, bundle, args, tmp)
+        from detectors.calibration import calibrate_bundle
+
+        uprights = upright_list(args.data, bundle, tmp / f"uprights_{kind}.csv", tuple(args.leave_out))
+        calibrate_bundle(bundle, uprights, args.target_fpr, workers=2)
+        if not args.leave_out:
+            print(f"{kind}: manifest {publish_manifest(bundle, kind, args.data)}")
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
+
+
+def train_default(kind: str, bundle: Path, args, tmp: Path):
+    """Train one default bundle into ``bundle`` with the shipped settings (``SETTINGS``)."""
+    import detectors
+
+    settings = dict(SETTINGS[kind])
+    settings.update({k: v for k, v in (("epochs", args.epochs), ("patience", args.patience),
+                                       ("ap_weight", args.ap_weight)) if v is not None})
+    common = dict(backbone="compact", weights="none", patience=settings["patience"], epochs=settings["epochs"],
+                  image_size=args.image_size, copies=args.copies, seed=args.seed, members=settings.get("members", 1),
+                  workers=2)
+    if bundle.exists():
+        shutil.rmtree(bundle)
+    if settings.get("labelled"):
+        labels = non_frontal_list(args.data, tmp / f"{kind}_labels.csv", tuple(args.leave_out))
+        det = detectors.train("custom", labels=labels, out=bundle, name=kind, nuisances=settings["nuisances"],
+                              gate=settings["gate"], **common)
+    else:
+        normals, dropped = nih_training_list(args.data, tmp / f"nih_normals_{kind}.csv", settings["ap_weight"], kind)
+        print(f"{kind}: training list {normals} (AP weight {settings['ap_weight']}); demo patients' and reviewed "
+              f"films left out: {dropped}")
+        det = detectors.train(kind, normals, out=bundle, **common, **settings.get("extra", {}))
+    size = sum(f.stat().st_size for f in bundle.iterdir() if f.is_file()) / 1e6
+    print(f"{kind}: {det.version} validation threshold {det.threshold:.4f}, bundle {size:.2f} MB")
+    return det
 
 
 if __name__ == "__main__":

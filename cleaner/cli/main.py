@@ -24,7 +24,7 @@ from cleaner.io.errors import CxcleanError  # noqa: E402
 #: the exit status of every error a user can act on (a bad file, setting or folder); Click's usage errors share it
 USER_ERROR = 2
 #: commands that load Keras (its import is done up front, quietly)
-MODEL_COMMANDS = {"scan", "train-detector", "evaluate", "review", "demo"}
+MODEL_COMMANDS = {"scan", "train-detector", "evaluate", "calibrate", "review", "demo"}
 
 
 class CxcleanGroup(click.Group):
@@ -58,7 +58,7 @@ def main(ctx):
         import_keras_quietly()
 
 
-for command in (inspect_cmds.inspect, train_cmds.train_detector, train_cmds.evaluate, scan_cmds.scan,
+for command in (inspect_cmds.inspect, train_cmds.train_detector, train_cmds.evaluate, train_cmds.calibrate, scan_cmds.scan,
                 review_cmds.review, review_cmds.report, demo_cmds.demo, demo_cmds.evaluate_archive_cmd):
     main.add_command(command)
 

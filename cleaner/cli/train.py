@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -19,6 +20,9 @@ Examples:
   cxclean train-detector inversion --normals normals/ --out bundles/inversion --weights ~/resnet50_notop.h5
   cxclean train-detector custom --name lateral --positives laterals/ --negatives frontals/ --out bundles/lateral
   cxclean train-detector custom --name not_chest --labels labels.csv --out bundles/not_chest
+  cxclean train-detector custom --name non_frontal --positives laterals/ --negatives frontals/ --gate \\
+      --nuisance rotation --nuisance inversion --nuisance flip --out bundles/non_frontal
+  cxclean train-detector flip --normals normals/ --calibrate-on my_archive_uprights/ --out bundles/flip
 \b
 A CSV has a 'path' column (relative to the CSV's folder), optional 'patient_id' (the split keeps
 each patient on one side) and, for custom, 'label' (1 = positive, 0 = negative).""",
@@ -55,9 +59,20 @@ each patient on one side) and, for custom, 'label' (1 = positive, 0 = negative).
               help="With the glyph reader: the model's input, pixels (a multiple of --image-size; the backbone sees it averaged down).")
 @click.option("--glyph-patches", type=int, default=40000, show_default=True,
               help="With the glyph reader: synthetic letter patches it is trained on.")
+@click.option("--calibrate-on", type=click.Path(exists=True), default=None,
+              help="Real upright frontal films of your archive (folder or CSV): the threshold is chosen so that at most "
+                   "--target-fpr of them are flagged (never below the validation threshold).")
+@click.option("--target-fpr", type=float, default=0.001, show_default=True,
+              help="With --calibrate-on: the share of real upright films the threshold may flag.")
+@click.option("--nuisance", "nuisances", multiple=True, type=click.Choice([k for k, v in KINDS.items() if v.synthetic]),
+              help="An artefact the detector must ignore, applied at random to both classes (repeatable; "
+                   "default: the kind's own).")
+@click.option("--gate", is_flag=True,
+              help="When this detector flags a film, the other detectors' flags on it are not exclusion reasons "
+                   "(e.g. a 'not a frontal chest film' detector: 'rotated' means nothing on a lateral).")
 def train_detector(kind, normals, positives, negatives, labels, name, out, backbone, weights, image_size, epochs,
                    batch_size, learning_rate, patience, head_epochs, copies, members, val_fraction, target_precision, seed, workers,
-                   glyph_reader, glyph_size, glyph_patches):
+                   glyph_reader, glyph_size, glyph_patches, calibrate_on, target_fpr, nuisances, gate):
     """Train a KIND detector and write a reusable bundle to --out.
 
     rotation, inversion and flip are synthesised from presumed-normal images (--normals): the
@@ -74,7 +89,8 @@ def train_detector(kind, normals, positives, negatives, labels, name, out, backb
         name=name, backbone=backbone, weights=weights, image_size=image_size, epochs=epochs, batch_size=batch_size,
         learning_rate=learning_rate, patience=patience, head_epochs=head_epochs, copies=copies, members=members,
         val_fraction=val_fraction, target_precision=target_precision, seed=seed, workers=workers,
-        glyph_reader=glyph_reader, glyph_size=glyph_size, glyph_patches=glyph_patches,
+        glyph_reader=glyph_reader, glyph_size=glyph_size, glyph_patches=glyph_patches, calibrate_on=calibrate_on,
+        target_fpr=target_fpr, nuisances=tuple(nuisances) or None, gate=gate,
     )
     resolve_weights(backbone, weights)  # fail fast, before TensorFlow starts
     from detectors.training import train
@@ -129,3 +145,34 @@ def evaluate(bundle, normals, labels, positives, negatives, out, workers, as_jso
            if "recall_by_variant" in m else "")
         + (f"\n  details in {out}" if out else "")
     )
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  cxclean calibrate bundles/flip --uprights my_archive_uprights/ --out bundles/flip_calibrated
+  cxclean calibrate bundles/rotation --uprights uprights.csv --target-fpr 0.002    in place
+A CSV has a 'path' column and may have a 'site' column (else a film's site is its folder).""",
+)
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False))
+@click.option("--uprights", required=True, type=click.Path(exists=True),
+              help="Real upright frontal chest films (folder or CSV), ideally from the archive to be scanned.")
+@click.option("--target-fpr", type=float, default=0.001, show_default=True,
+              help="The share of those films the threshold may flag.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Write a calibrated copy of the bundle here (default: change the bundle in place).")
+@click.option("--workers", type=int, default=1, show_default=True, help="Decoding processes.")
+def calibrate(bundle, uprights, target_fpr, out, workers):
+    """Choose BUNDLE's threshold on real upright films: the lowest that flags at most --target-fpr of them, never
+    below its validation threshold. detector.json records the films, their sites, the rate they show and the
+    rate they can support (0 of n flagged only bounds the rate below about 3/n)."""
+    from detectors.bundle import default_bundles_dir
+    from detectors.calibration import calibrate_bundle
+
+    defaults = default_bundles_dir()
+    if out is None and defaults is not None and Path(bundle).resolve().is_relative_to(defaults.resolve()):
+        raise click.UsageError("the bundled defaults are not changed in place: give --out for a calibrated copy")
+    cal = calibrate_bundle(bundle, uprights, target_fpr, out=out, workers=workers,
+                           log=lambda m: click.echo(m, err=True))
+    click.echo(f"{out or bundle}: threshold {cal.threshold:.6g} ({cal.false_positives}/{cal.films} upright films "
+               f"flagged; 95 % upper bound of the false-positive rate {cal.fpr_upper_95:.2%})")

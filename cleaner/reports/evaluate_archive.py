@@ -12,11 +12,13 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from cleaner.reports.truth import PLANTS, TRUTH_LABELS, plant_artefact
+from cleaner.reports.truth import NAME_TARGETS, PLANTS, TRUTH_LABELS, plant_artefact
 from cleaner.scan.folder import load_scan_output
 from cleaner.scan.orientation import TURN_COLUMN
 
 #: detector kind -> the truth labels it exists to find (from the artefacts the archive builder plants)
+#: truth-table roles of frontal chest films (planted or not); children are role "child"
+FRONTAL_ROLES = {"frontal"}
 KIND_TARGETS = {kind: {t for t, (k, _) in PLANTS.items() if k == kind} for kind, _ in PLANTS.values()}
 
 
@@ -32,6 +34,8 @@ def detector_targets(detectors: pd.DataFrame, overrides: dict | None = None) -> 
             targets[row.name] = set(overrides[row.name])
         elif row.kind in KIND_TARGETS:
             targets[row.name] = KIND_TARGETS[row.kind]
+        elif row.name in NAME_TARGETS:
+            targets[row.name] = set(NAME_TARGETS[row.name])
         elif row.name in TRUTH_LABELS:
             targets[row.name] = {row.name}
     return targets
@@ -50,6 +54,32 @@ def undoing_turns() -> dict[str, int]:
     return turns
 
 
+def _detector_figures(ok: pd.DataFrame, name: str, targets: set) -> dict:
+    """Recall, precision (over all files, frontal films, upright films) and AUC of one detector's flags, and the
+    recall and precision of the reason it gives (after a gate detector has overridden it on a film)."""
+    frontal = ok.role.isin(FRONTAL_ROLES)
+    pos = ok.truth.isin(targets)
+    flag = ok[f"{name}_flag"]
+    reason = ok.reasons.fillna("").map(lambda r: name in str(r).split(";"))
+    score = pd.to_numeric(ok[f"{name}_score"], errors="coerce").fillna(0)
+    tp, fp = int((flag & pos).sum()), int((flag & ~pos).sum())
+    fp_frontal = int((flag & ~pos & frontal).sum())
+    fp_upright = int((flag & (ok.truth == "upright")).sum())  # a good film lost: the error that matters most
+    r_tp, r_fp = int((reason & pos).sum()), int((reason & ~pos).sum())
+    return dict(
+        detector=name, targets="/".join(sorted(targets)), positives=int(pos.sum()),
+        flagged=int(flag.sum()), true_pos=tp, false_pos=fp,
+        recall=tp / max(int(pos.sum()), 1),
+        precision=tp / max(tp + fp, 1),
+        precision_frontal=tp / max(tp + fp_frontal, 1),
+        precision_vs_upright=tp / max(tp + fp_upright, 1),
+        recall_as_reason=r_tp / max(int(pos.sum()), 1),
+        precision_as_reason=r_tp / max(r_tp + r_fp, 1),
+        auc=float(roc_auc_score(pos, score)) if 0 < pos.sum() < len(pos) else float("nan"),
+        auc_frontal=float(roc_auc_score(pos[frontal], score[frontal])) if 0 < pos[frontal].sum() < frontal.sum() else float("nan"),
+    )
+
+
 def evaluate(scan_out: str | Path, truth_csv: str | Path, overrides: dict | None = None) -> dict:
     scan = load_scan_output(scan_out)
     scores, detectors = scan.scores, scan.detectors
@@ -63,28 +93,7 @@ def evaluate(scan_out: str | Path, truth_csv: str | Path, overrides: dict | None
     for name in names:
         ok[f"{name}_flag"] = _as_bool(ok[f"{name}_flag"])
     ok["any_flag"] = ok[[f"{n}_flag" for n in names]].any(axis=1) if names else False
-    frontal_roles = {"frontal"}
-    per_detector = []
-    for name in names:
-        if name not in targets:
-            continue
-        pos = ok.truth.isin(targets[name])
-        flag = ok[f"{name}_flag"]
-        score = pd.to_numeric(ok[f"{name}_score"], errors="coerce").fillna(0)
-        frontal = ok.role.isin(frontal_roles)
-        tp, fp = int((flag & pos).sum()), int((flag & ~pos).sum())
-        fp_frontal = int((flag & ~pos & frontal).sum())
-        fp_upright = int((flag & (ok.truth == "upright")).sum())  # a good film lost: the error that matters most
-        per_detector.append(dict(
-            detector=name, targets="/".join(sorted(targets[name])), positives=int(pos.sum()),
-            flagged=int(flag.sum()), true_pos=tp, false_pos=fp,
-            recall=tp / max(int(pos.sum()), 1),
-            precision=tp / max(tp + fp, 1),
-            precision_frontal=tp / max(tp + fp_frontal, 1),
-            precision_vs_upright=tp / max(tp + fp_upright, 1),
-            auc=float(roc_auc_score(pos, score)) if 0 < pos.sum() < len(pos) else float("nan"),
-            auc_frontal=float(roc_auc_score(pos[frontal], score[frontal])) if 0 < pos[frontal].sum() < frontal.sum() else float("nan"),
-        ))
+    per_detector = [_detector_figures(ok, name, targets[name]) for name in names if name in targets]
     per_truth = ok.groupby("truth")[[f"{n}_flag" for n in names] + ["any_flag"]].mean().reindex(
         [t for t in TRUTH_LABELS if t in set(ok.truth)])
     per_truth.insert(0, "files", ok.groupby("truth").size())
@@ -99,7 +108,7 @@ def evaluate(scan_out: str | Path, truth_csv: str | Path, overrides: dict | None
     age_col = "age_years_truth" if "age_years_truth" in ok.columns else "age_years"
     ages = pd.to_numeric(ok[age_col], errors="coerce") if age_col in ok.columns else pd.Series(float("nan"), index=ok.index)
     adult = ~(ages < 18)  # unknown ages count as adults
-    upright_adult = ok[(ok.truth == "upright") & ok.role.isin(frontal_roles) & adult]
+    upright_adult = ok[(ok.truth == "upright") & ok.role.isin(FRONTAL_ROLES) & adult]
     corrupt = truth[truth.truth == "corrupt"].path
     turns = None
     if TURN_COLUMN in ok.columns:

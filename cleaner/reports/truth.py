@@ -26,3 +26,5 @@ def plant_artefact(pixels: np.ndarray, truth: str) -> np.ndarray:
 
 #: every truth label a truth table may hold
 TRUTH_LABELS = ("upright", *PLANTS, "lateral", "other_body", "corrupt")
+#: detectors found by name rather than kind (a ``custom`` bundle): the truth labels each exists to find
+NAME_TARGETS = {"non_frontal": ("lateral", "other_body")}

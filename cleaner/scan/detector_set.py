@@ -42,7 +42,7 @@ class ScanDetector:
             "name": d.name, "kind": d.kind, "version": d.version, "threshold": self.threshold,
             "threshold_source": self.threshold_source,
             "bundle_path": str(Path(d.path).resolve()) if d.path is not None else "",
-            "input_size": d.input_spec.size,
+            "input_size": d.input_spec.size, "gate": bool(d.info.get("gate")),
         }
 
 
@@ -135,6 +135,11 @@ class DetectorSet:
     @property
     def names(self) -> list[str]:
         return [d.name for d in self.members]
+
+    @property
+    def gates(self) -> tuple:
+        """Detectors whose flag overrides the others' on a film (``rules.ExclusionRules``)."""
+        return tuple(d.name for d in self.members if d.detector.info.get("gate"))
 
     def columns(self) -> list[str]:
         """scores.csv's columns for these detectors."""

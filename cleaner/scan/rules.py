@@ -2,7 +2,10 @@
 
 A film is excluded for each detector whose score reaches its threshold (the reason is the detector's name)
 and, with an age filter, for being younger than ``min_age`` (``age<10``) or of unknown age when asked
-(``age_unknown``). Reasons keep that order: detectors by name, then age.
+(``age_unknown``). Reasons keep that order: detectors by name, then age. A *gate* detector (a bundle trained
+with ``gate``, such as ``non_frontal``) overrides the others: on a film it flags, the other detectors' flags
+are not reasons (a lateral is not "rotated"), so the film lands in the one review folder that is true; their
+scores and flags stay in scores.csv.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ class ExclusionRules:
     thresholds: dict  # detector name -> threshold, in the order reasons are listed
     min_age: float | None = None
     unknown_age: str = "keep"
+    gates: tuple = ()  # names of gate detectors
 
     def flags(self, scores: dict) -> dict[str, bool]:
         """Detector name -> whether its score reaches its threshold."""
@@ -31,6 +35,9 @@ class ExclusionRules:
     def reasons(self, flags: dict[str, bool], age: float | None) -> list[str]:
         """The exclusion reasons of a readable film with these detector flags and this age (None: unknown)."""
         reasons = [name for name in self.thresholds if flags.get(name)]
+        gated = [name for name in reasons if name in self.gates]
+        if gated:
+            reasons = gated
         if self.min_age is not None:
             if age is not None and age < float(self.min_age):
                 reasons.append(so.age_reason(float(self.min_age)))

@@ -23,6 +23,7 @@ from cleaner.io.metadata import AgeTable
 from cleaner.io.parallel import default_workers
 from cleaner.io.walker import WalkStats
 from cleaner.scan import folder as so
+from cleaner.scan.budget import FlagBudget
 from cleaner.scan.config import ScanConfig, ScanError
 from cleaner.scan.detector_set import DetectorSet, default_detector_dirs, load_scan_detectors, resolve_bundle_paths
 from cleaner.scan.engine import LocalEngine
@@ -111,7 +112,7 @@ class ScanRun:
         self.detectors = detectors_for(config, loaded)
         self.columns = self.detectors.columns()
         thresholds = {d.name: d.threshold for d in self.detectors.members}
-        self.rules = ExclusionRules(thresholds, config.min_age, config.unknown_age)
+        self.rules = ExclusionRules(thresholds, config.min_age, config.unknown_age, self.detectors.gates)
         if config.engine == "ray":  # now, before --out is touched: without Ray the scan stops here
             from cleaner.scan.ray_engine import import_ray
 
@@ -193,8 +194,10 @@ class ScanRun:
 
     def _finish(self, journal: Journal, resuming: bool, workers: int) -> dict:
         det_rows = self.detectors.rows()
+        budget = FlagBudget(self.detectors.members)
         summary = finalise(self.target, self.out, journal, self.columns, self.detectors.names, det_rows, self.stats,
-                           self.needs_reorder, turn=self.detectors.rotation is not None)
+                           self.needs_reorder, turn=self.detectors.rotation is not None, budget=budget)
+        summary["flag_budget"] = budget.table(summary["ok"])
         seconds = time.perf_counter() - self.t0
         summary.update(archive=str(self.target.target), root=str(self.target.root), out=str(self.out),
                        cxclean_version=__version__, started=self.started, finished=_utc_now(), seconds=round(seconds, 3))

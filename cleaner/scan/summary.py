@@ -8,6 +8,7 @@ from typing import Iterator
 
 from cleaner.io.walker import WalkStats
 from cleaner.scan import folder as so
+from cleaner.scan.budget import format_budget
 from cleaner.scan.journal import Journal
 from cleaner.scan.targets import ScanTarget
 
@@ -30,8 +31,9 @@ def _journal_rows_in_walk_order(target: ScanTarget, journal: Journal) -> Iterato
 
 
 def finalise(target: ScanTarget, out: Path, journal: Journal, columns: list[str], names: list[str],
-             det_rows: list[dict], stats: WalkStats, needs_reorder: bool, turn: bool = False) -> dict:
-    """Stream the journal into the final CSVs (atomic, walker order, no duplicates) and count."""
+             det_rows: list[dict], stats: WalkStats, needs_reorder: bool, turn: bool = False, budget=None) -> dict:
+    """Stream the journal into the final CSVs (atomic, walker order, no duplicates) and count (and, given a
+    ``budget.FlagBudget``, count its flags too)."""
     rows = _journal_rows_in_walk_order(target, journal) if needs_reorder else journal.iter_rows()
     scores = so.AtomicCsv(out / so.SCORES_FILE, columns)
     exclusions = so.AtomicCsv(out / so.EXCLUSIONS_FILE, so.exclusion_columns(names, turn))
@@ -48,6 +50,8 @@ def finalise(target: ScanTarget, out: Path, journal: Journal, columns: list[str]
             counts["files"] += 1
             if row["status"] == "ok":
                 counts["ok"] += 1
+                if budget is not None:
+                    budget.add(row)
                 if not row["age_years"]:
                     counts["unknown_age"] += 1
             else:
@@ -93,6 +97,7 @@ def format_summary(summary: dict) -> str:
     ]
     for reason, n in summary["excluded_per_reason"].items():
         lines.append(f"  excluded for {reason}: {n}")
+    lines += format_budget(summary.get("flag_budget") or {})
     if summary.get("min_age") is not None:
         lines.append(f"  unknown age: {summary['unknown_age_count']} ({summary['unknown_age']})")
     if summary.get("folder_errors"):

@@ -251,3 +251,29 @@ def test_a_resnet50_comparator_votes_over_its_feature_map():
     assert model.get_layer("polarity_branch").output.shape[1:] == (2, 2, 1)
     x = np.random.default_rng(1).random((2, 64, 64, 1), dtype=np.float32)
     np.testing.assert_allclose(model.predict(x, verbose=0) + model.predict(1 - x, verbose=0), 1.0, atol=1e-5)
+
+
+def test_a_mirror_comparator_scores_a_film_and_its_mirror_to_sum_to_one(tmp_path):
+    """compare_with_mirror: log-odds g(x) - g(mirror x), so a film and its mirror get opposite log-odds (their
+    scores sum to 1) through the bundle round trip; side bands mirror exactly with the film, so reading them
+    keeps where a marker is."""
+    from detectors import glyphs
+    from detectors.bundle import load, save_bundle
+    from detectors.layers import SideBands
+
+    plain, _ = build("compact", 64, dropout=0.0, input_pool=2)
+    rng = np.random.default_rng(0)
+    plain.set_weights([w + np.float32(0.05) * rng.standard_normal(w.shape).astype(np.float32) for w in plain.get_weights()])
+    x = rng.random((4, 128, 128, 1), dtype=np.float32)
+    x[:, :, :40] *= 0.4  # not mirror-symmetric in itself
+    backbones.recalibrate_batchnorm(plain, [(np.concatenate([x, x[:, :, ::-1]]), None)])  # signal of order 1
+    model = backbones.compare_with_mirror(plain)
+    s, m = model.predict(x, verbose=0), model.predict(x[:, :, ::-1], verbose=0)
+    np.testing.assert_allclose(s + m, 1.0, atol=1e-5)
+    assert np.abs(s - 0.5).max() > 1e-3
+    bands = np.asarray(SideBands(0.25)(x))
+    assert bands.shape == (4, 128, 64, 1)
+    np.testing.assert_array_equal(np.asarray(SideBands(0.25)(x[:, :, ::-1])), bands[:, :, ::-1])
+    full = glyphs.with_reader(model, glyphs.build_reader(0.5, fast=True), bands=0.25)
+    save_bundle(full, {"name": "f", "kind": "flip", "input": {"size": 128}, "threshold": 0.5}, tmp_path / "b")
+    np.testing.assert_allclose(load(tmp_path / "b").predict(x), full.predict(x, verbose=0).reshape(-1), atol=1e-6)

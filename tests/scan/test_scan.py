@@ -373,3 +373,21 @@ def test_other_detectors_score_a_rotated_film_turned_upright(built_archive, rule
     rows = {r["path"]: r for r in read_csv(alone / "scores.csv") if r["status"] == "ok"}
     assert all(rows[p]["probe_flag"] == "False" for p in rotated_films)
     assert "turn_upright_cw" not in rows[rotated_films[0]]
+
+
+def test_flag_budget_counts_the_flags_at_stricter_thresholds(built_archive, rule_bundles, tmp_path):
+    """summary.json's flag budget says, per detector, how many readable films each stricter threshold flags."""
+    out = tmp_path / "out"
+    summary = run_full_scan(built_archive, out, rule_bundles, workers=1)
+    rows = [r for r in read_csv(out / "scores.csv") if r["status"] == "ok"]
+    for name in ("inversion", "rotation"):
+        budget = summary["flag_budget"][name]
+        assert budget["threshold"] == 0.5 and [r["threshold"] for r in budget["rows"]][:3] == [0.5, 0.7, 0.8]
+        for entry in budget["rows"]:
+            assert entry["flagged"] == sum(float(r[f"{name}_score"]) >= entry["threshold"] for r in rows)
+            assert entry["share"] == pytest.approx(entry["flagged"] / len(rows), abs=1e-6)
+            assert entry["validation_recall"] is None  # the rule bundles have no validation curve
+        assert budget["rows"][0]["flagged"] == sum(r[f"{name}_flag"] == "True" for r in rows) > 0
+    from cleaner.scan import format_summary
+
+    assert "flag budget rotation" in format_summary(summary)

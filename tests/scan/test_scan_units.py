@@ -24,7 +24,7 @@ def test_score_columns_follow_the_contract():
     assert so.exclusion_columns(["rotation"], turn=True) == ["path", "reasons", "rotation_score",
                                                               "turn_upright_cw", "age_years"]
     assert so.DETECTOR_COLUMNS == ["name", "kind", "version", "threshold", "threshold_source", "bundle_path",
-                                   "input_size"]
+                                   "input_size", "gate"]
 
 
 @pytest.mark.parametrize("reason, folder", [
@@ -148,3 +148,14 @@ def test_turn_degrees_round_trip_and_bad_values_are_named():
     assert quarter_turns("") == 0 and quarter_turns(None) == 0 and quarter_turns(float("nan")) == 0
     with pytest.raises(ValueError, match="turn_upright_cw '45'"):
         quarter_turns("45")
+
+
+def test_a_gate_detector_overrides_the_others_reasons_but_not_the_age_rule():
+    from cleaner.scan.rules import ExclusionRules
+
+    rules = ExclusionRules({"flip": 0.5, "non_frontal": 0.5, "rotation": 0.5}, min_age=10, gates=("non_frontal",))
+    assert rules.reasons({"flip": True, "non_frontal": False, "rotation": True}, 40) == ["flip", "rotation"]
+    assert rules.reasons({"flip": True, "non_frontal": True, "rotation": True}, 40) == ["non_frontal"]
+    assert rules.reasons({"flip": False, "non_frontal": True, "rotation": False}, 5) == ["non_frontal", "age<10"]
+    no_gate = ExclusionRules({"non_frontal": 0.5, "rotation": 0.5})
+    assert no_gate.reasons({"non_frontal": True, "rotation": True}, None) == ["non_frontal", "rotation"]

@@ -1,0 +1,205 @@
+"""Detection quality of the bundled defaults on sites they were not trained or calibrated on (issue 23).
+
+Leave-one-site-out: for every site of the development archive, each detector's threshold is calibrated (the same
+rule as ``cxclean calibrate``: ``detectors.calibration.threshold_at_fpr``, never below the bundle's validation
+threshold) on real upright adult frontal films of the *other* sites only, and the ``non_frontal`` detector is
+retrained without that site (``scripts/train_default_detectors.py --kinds non_frontal --leave-out SITE``). Nothing
+is judged with a threshold chosen on the films it is reported on. Rotation, inversion and flip are trained on NIH
+only, which is not in the development archive, so only their thresholds need the split.
+
+    python benchmarks/build_dev_archive.py --out /tmp/cxdev/archive
+    python benchmarks/loso_quality.py --archive /tmp/cxdev/archive --work /tmp/cxloso
+
+Prints, per site and per detector: films, planted (or real) positives, recall and precision of the exclusion
+reason (after the non_frontal gate), and the upright adult frontal films flagged by any detector, with the
+false positives named; writes the same as JSON to WORK/loso.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+#: development-archive source folder -> the training site names it stands for (an ieee collection is one site)
+SITE_GROUPS = {"hannover": ("hannover",), "ieee": ("ieee_frontal", "ieee_lateral", "ieee_ct"),
+               "kermany": ("kermany",), "hands": ("hands",), "dicom": ("dicom",)}
+SYNTHETIC = ("rotation", "inversion", "flip")
+TARGETS = {"rotation": {"rot90", "rot180", "rot270"}, "inversion": {"inverted"}, "flip": {"hflip"},
+           "non_frontal": {"lateral", "other_body"}}
+
+
+def group_of(source: str) -> str | None:
+    for group, sites in SITE_GROUPS.items():
+        if source in sites:
+            return group
+    return None
+
+
+def scan_archive_once(archive: Path, out: Path) -> pd.DataFrame:
+    """The development archive scanned with the bundled defaults (reused when WORK already has it)."""
+    if not (out / "scores.csv").is_file():
+        subprocess.run([sys.executable, "-m", "cleaner", "scan", str(archive), "--out", str(out), "-q", "--workers", "2",
+                        "--no-review", "--overwrite"], check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    return pd.read_csv(out / "scores.csv", dtype={"path": str})
+
+
+def nih_upright_scores(data: Path, work: Path) -> pd.DataFrame:
+    """Each synthetic default's scores of the NIH films in its own validation split (adults): upright films
+    from a site the development archive does not hold, part of every calibration pool."""
+    import detectors
+    from detectors.calibration import score_films
+    from scripts.train_default_detectors import upright_list
+
+    cache = work / "nih_uprights.csv"
+    if cache.is_file():
+        return pd.read_csv(cache)
+    rows = []
+    for name in SYNTHETIC:
+        bundle = detectors.default_bundles_dir() / name
+        films = pd.read_csv(upright_list(data, bundle, work / f"uprights_{name}.csv"))
+        films = films[films.site.str.startswith("nih")]
+        det = detectors.load(bundle)
+        scores, kept, _ = score_films(det, list(films.path), workers=2)
+        rows += [{"detector": name, "path": films.path.iloc[i], "site": "nih", "score": s} for i, s in zip(kept, scores)]
+    table = pd.DataFrame(rows)
+    table.to_csv(cache, index=False)
+    return table
+
+
+def loso_non_frontal(archive: Path, truth: pd.DataFrame, data: Path, work: Path) -> tuple[pd.Series, pd.Series]:
+    """non_frontal scores and flags of every development-archive film from a bundle trained and calibrated
+    without that film's site."""
+    import detectors
+    from detectors.calibration import score_films
+
+    scores = pd.Series(np.nan, index=truth.path)
+    flags = pd.Series(False, index=truth.path)
+    for group, sites in SITE_GROUPS.items():
+        bundle = work / "non_frontal_loso" / group / "non_frontal"
+        if not (bundle / "detector.json").is_file():
+            subprocess.run([sys.executable, str(REPO / "scripts" / "train_default_detectors.py"), "--kinds", "non_frontal",
+                            "--out", str(bundle.parent), "--leave-out", *sites, "--data", str(data)], check=True)
+        det = detectors.load(bundle)
+        mine = truth[truth.source.map(group_of) == group]
+        values, kept, _ = score_films(det, [str(archive / p) for p in mine.path], workers=2)
+        paths = mine.path.iloc[kept]
+        scores[paths] = values
+        flags[paths] = values >= det.threshold
+    return scores, flags
+
+
+def loso_threshold(name: str, group: str, pool: pd.DataFrame, validation_threshold: float, target_fpr: float) -> float:
+    """The detector's threshold when site ``group`` is the one reported: calibrated on the other sites' uprights."""
+    from detectors.calibration import threshold_at_fpr
+
+    others = pool[(pool.detector == name) & (pool.group != group)]
+    return threshold_at_fpr(others.score.to_numpy(), target_fpr, floor=validation_threshold)
+
+
+def upright_pool(table: pd.DataFrame, nih: pd.DataFrame) -> pd.DataFrame:
+    """Calibration films: the NIH validation uprights and the development archive's upright adult frontal films."""
+    up = table[(table.truth == "upright") & (table.role == "frontal") & ~(table.age < 18) & (table.status == "ok")]
+    rows = [nih.assign(group="nih")[["detector", "score", "group"]]]
+    for name in SYNTHETIC:
+        rows.append(pd.DataFrame({"detector": name, "score": up[f"{name}_score"].astype(float), "group": up.group}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def flags_per_site(table: pd.DataFrame, pool: pd.DataFrame, target_fpr: float) -> pd.DataFrame:
+    """Each synthetic detector's flags with the leave-one-site-out threshold of each film's site."""
+    import detectors
+
+    out = table.copy()
+    for name in SYNTHETIC:
+        validation = float(detectors.load(detectors.default_bundles_dir() / name).info["threshold_choice"]
+                           .get("validation_threshold", detectors.load(detectors.default_bundles_dir() / name).threshold))
+        thresholds = {g: loso_threshold(name, g, pool, validation, target_fpr) for g in out.group.dropna().unique()}
+        out[f"{name}_t"] = out.group.map(thresholds)
+        out[f"{name}_loso"] = out[f"{name}_score"].astype(float) >= out[f"{name}_t"]
+    return out
+
+
+def reasons(table: pd.DataFrame) -> pd.DataFrame:
+    """The exclusion reasons with the gate: a film non_frontal flags is excluded for that alone."""
+    from cleaner.scan.rules import ExclusionRules
+
+    rules = ExclusionRules({n: 0.5 for n in (*SYNTHETIC, "non_frontal")}, gates=("non_frontal",))
+    flag_cols = {n: f"{n}_loso" for n in (*SYNTHETIC, "non_frontal")}
+    got = [rules.reasons({n: bool(r[c]) for n, c in flag_cols.items()}, None) for _, r in table.iterrows()]
+    for n in flag_cols:
+        table[f"{n}_reason"] = [n in g for g in got]
+    return table
+
+
+def site_table(table: pd.DataFrame) -> list[dict]:
+    rows = []
+    for group in [*SITE_GROUPS, "all"]:
+        part = table if group == "all" else table[table.group == group]
+        for name, targets in TARGETS.items():
+            pos = part.truth.isin(targets)
+            hit = part[f"{name}_reason"]
+            tp, fp = int((hit & pos).sum()), int((hit & ~pos).sum())
+            if not pos.sum() and not fp:
+                continue
+            rows.append(dict(site=group, detector=name, films=len(part), positives=int(pos.sum()), flagged=int(hit.sum()),
+                             recall=tp / max(int(pos.sum()), 1), precision=tp / max(tp + fp, 1), false_pos=fp,
+                             false_pos_examples=";".join(part.path[hit & ~pos].head(6))))
+    return rows
+
+
+def main(argv=None) -> int:
+    default_data = Path(os.environ.get("CXCLEAN_SHARED_DATA") or REPO.parent / "shared" / "data")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--archive", type=Path, default=Path("/tmp/cxdev/archive"))
+    ap.add_argument("--truth", type=Path, default=None, help="default: ARCHIVE_truth.csv beside the archive")
+    ap.add_argument("--data", type=Path, default=default_data)
+    ap.add_argument("--work", type=Path, required=True, help="scans, LOSO bundles and results go here (reused)")
+    ap.add_argument("--target-fpr", type=float, default=None, help="default: the defaults' (scripts/train_default_detectors.py)")
+    args = ap.parse_args(argv)
+    from scripts.train_default_detectors import TARGET_FPR
+
+    target_fpr = TARGET_FPR if args.target_fpr is None else args.target_fpr
+    truth = pd.read_csv(args.truth or args.archive.parent / f"{args.archive.name}_truth.csv", dtype={"path": str})
+    args.work.mkdir(parents=True, exist_ok=True)
+    scores = scan_archive_once(args.archive, args.work / "scan")
+    table = truth.merge(scores, on="path", how="left", suffixes=("", "_scan"))
+    table["group"] = table.source.map(group_of)
+    table["age"] = pd.to_numeric(table.age_years, errors="coerce")
+    table = table[table.status == "ok"].copy()
+    pool = upright_pool(table, nih_upright_scores(args.data, args.work))
+    table = flags_per_site(table, pool, target_fpr)
+    nf_scores, nf_flags = loso_non_frontal(args.archive, table, args.data, args.work)
+    table["non_frontal_loso_score"] = table.path.map(nf_scores)
+    table["non_frontal_loso"] = table.path.map(nf_flags).fillna(False).astype(bool)
+    table = reasons(table)
+    result = {"target_fpr": target_fpr, "per_site": site_table(table)}
+    adult_up = table[(table.truth == "upright") & (table.role == "frontal") & ~(table.age < 18)]
+    any_flag = adult_up[[f"{n}_reason" for n in TARGETS]].any(axis=1)
+    result["upright_adult_frontal"] = {"films": len(adult_up), "flagged": int(any_flag.sum()),
+                                       "rate": float(any_flag.mean()), "flagged_paths": list(adult_up.path[any_flag])}
+    mono1 = table[table.photometric.astype(str).str.upper() == "MONOCHROME1"]
+    result["monochrome1"] = {"films": len(mono1), "called_inverted": int(mono1.inversion_loso.sum())}
+    (args.work / "loso.json").write_text(json.dumps(result, indent=2))
+    table.to_csv(args.work / "loso_table.csv", index=False)
+    print(pd.DataFrame(result["per_site"]).drop(columns="false_pos_examples").to_string(index=False,
+                                                                                      float_format=lambda v: f"{v:.3f}"))
+    up = result["upright_adult_frontal"]
+    print(f"\nUpright adult frontal films flagged by any detector: {up['flagged']}/{up['films']} ({up['rate']:.2%}): "
+          + "; ".join(up["flagged_paths"]))
+    print(f"MONOCHROME1 films called inverted: {result['monochrome1']['called_inverted']}/{result['monochrome1']['films']}")
+    print(f"target false-positive rate per detector {target_fpr}; full result {args.work / 'loso.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
