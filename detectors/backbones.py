@@ -156,11 +156,13 @@ def compare_with_inverse(model, trim: float = VOTE_TRIM):
 
 
 def compare_with_mirror(model):
-    """``model``'s backbone as a comparator of a film with its own left-right mirror: log-odds ``g(x) - g(mirror x)``.
+    """``model``'s backbone as a comparator of a film with its own left-right mirror: log-odds
+    ``(g(x) - g(mirror x)) / 2``, the mean of two readings of the same log-odds (the film says "mirrored" by
+    ``g(x)``, its mirror says it by ``-g(mirror x)``).
 
     A film and its mirror always get opposite log-odds (their scores sum to 1), so whatever another hospital's
     films shift in ``g`` for both sides alike (exposure, processing, lines and wires) cancels, as it does for
-    inversion's comparator (docs/decisions/0003, 0006)."""
+    inversion's comparator (docs/decisions/0003, 0009)."""
     import keras
 
     from .layers import HalvesDifference, WithMirror
@@ -168,7 +170,8 @@ def compare_with_mirror(model):
     image = keras.Input(model.inputs[0].shape[1:], name="image")
     branch = keras.Model(model.inputs[0], model.get_layer("logit").output, name="handedness_branch")
     both = branch(WithMirror(name="with_mirror")(image))
-    logit = HalvesDifference(dtype="float32", name="logit")(both)
+    difference = HalvesDifference(dtype="float32", name="mirror_difference")(both)
+    logit = keras.layers.Rescaling(0.5, dtype="float32", name="logit")(difference)
     score = keras.layers.Activation("sigmoid", dtype="float32", name="score")(logit)
     return keras.Model(image, score, name=f"{model.name}_vs_mirror")
 

@@ -106,7 +106,7 @@ def recall_curve(y_true, scores, threshold: float, grid=THRESHOLD_GRID) -> list[
     positives = scores[y_true == 1]
     if not len(positives):
         return []
-    points = sorted({float(threshold), *[float(g) for g in grid if g > threshold]})
+    points = sorted({float(threshold), *[float(g) for g in grid if g > threshold + 1e-6]})
     return [[t, float((positives >= t).mean())] for t in points]
 
 

@@ -41,12 +41,13 @@ class Mark:
         return Mark(self.letter, y, x, self.logit, self.says)
 
 
-def read_marks(maps: np.ndarray, min_logit: float = MIN_LOGIT) -> list[list[Mark]]:
+def read_marks(maps: np.ndarray, min_logit: float = MIN_LOGIT, bands: float | None = None) -> list[list[Mark]]:
     """Per image of ``maps`` (N, h, w, 4 channels), the markers that count in its score: for each letter and
     each half of the film, the strongest position, when its logit is at least ``min_logit`` (the score counts
     every logit above 0). An L on the image's left or an R on its right says "mirrored" (a frontal film shows
     the patient's left on the viewer's right); the middle column of an odd width is on neither side, as in the
-    score."""
+    score. ``bands``: the maps are of the film's left and right edge bands side by side (``layers.SideBands``,
+    each ``bands`` of the width); positions are given on the film."""
     maps = np.asarray(maps, dtype=np.float32)
     n, h, w = maps.shape[:3]
     half = w // 2
@@ -61,7 +62,9 @@ def read_marks(maps: np.ndarray, min_logit: float = MIN_LOGIT) -> list[list[Mark
                 r, c = np.unravel_index(int(np.argmax(region)), region.shape)
                 c += cols.start
                 mirrored = (letter == "L") == (side == "left")
-                marks.append(Mark(letter, (r + 0.5) / h, (c + 0.5) / w, float(region.max()),
-                                  "mirrored" if mirrored else "upright"))
+                x = (c + 0.5) / w
+                if bands:  # band coordinates to the film's: the left band is [0, bands], the right [1 - bands, 1]
+                    x = 2 * bands * x if x < 0.5 else 1.0 - 2 * bands * (1.0 - x)
+                marks.append(Mark(letter, (r + 0.5) / h, x, float(region.max()), "mirrored" if mirrored else "upright"))
         out.append(sorted(marks, key=lambda m: -m.logit))
     return out

@@ -44,7 +44,7 @@ class Kind:
     #: regions vote (``backbones.compare_with_inverse``; docs/decisions/0003)
     compares_inverse: bool = False
     #: whether the model compares a film with its own left-right mirror (``backbones.compare_with_mirror``): for
-    #: the kind whose artefact is that mirror (docs/decisions/0006)
+    #: the kind whose artefact is that mirror (docs/decisions/0009)
     compares_mirror: bool = False
     #: the percentiles preprocessing stretches to [0, 1] (``InputSpec``); symmetric for a comparator, so an
     #: inverted film stays ``1 - x`` (docs/decisions/0003)

@@ -102,6 +102,10 @@ class Explainer:
         self.backend = keras.backend.backend()
         self.cam_path = find_last_conv(model) if method != "occlusion" else None
         maps = find_path(model, lambda layer: layer.name == MAPS_LAYER)
+        # flip v2 (docs/decisions/0009): the anatomy also runs on the film's mirror, the reader on its side bands
+        self.mirrored_views = find_path(model, lambda layer: type(layer).__name__ == "WithMirror") is not None
+        bands = find_path(model, lambda layer: type(layer).__name__ == "SideBands")
+        self.bands = bands[-1].fraction if bands else None
         self.taps = {"activations": self.cam_path} if self.cam_path else {}
         if maps is not None:
             self.taps["glyph_maps"] = maps
@@ -128,11 +132,11 @@ class Explainer:
         for start in range(0, len(batch), size):
             chunk = batch[start : start + size]
             out = self._run(_pad(chunk, size), "cam")
-            cams.append(_cam(out["acts"], out["grads"], size)[: len(chunk)])
+            cams.append(_cam(out["acts"], out["grads"], size, self.mirrored_views)[: len(chunk)])
             if "glyph_maps" in out:
                 glyph_maps.append(out["glyph_maps"][: len(chunk)])
         maps = _normalise(_resize_maps(np.concatenate(cams), h, w))
-        marks = read_marks(np.concatenate(glyph_maps)) if glyph_maps else None
+        marks = read_marks(np.concatenate(glyph_maps), bands=self.bands) if glyph_maps else None
         # An empty Grad-CAM tells the reviewer nothing: where the reader saw no marker either, the
         # input's gradient shows what the score depends on (a backward pass, not occlusion's many passes).
         empty = [i for i, m in enumerate(maps) if not m.any() and not (marks and marks[i])]
@@ -217,18 +221,23 @@ def _pad(batch: np.ndarray, size: int) -> np.ndarray:
     return np.concatenate([batch, np.zeros((size - len(batch),) + batch.shape[1:], batch.dtype)])
 
 
-def _cam(acts: np.ndarray, grads: np.ndarray, n: int) -> np.ndarray:
+def _cam(acts: np.ndarray, grads: np.ndarray, n: int, mirrored_views: bool = False) -> np.ndarray:
     """Grad-CAM: channel weights = spatially averaged gradients; ReLU of the weighted sum.
 
     A model that runs its conv layers on k aligned views of each of its ``n`` images in one batch
     (``backbones.compare_with_inverse``: the film, then its inversion) has k * n activation maps; an image's
-    map sums its k views' weighted maps before the ReLU, as its score sums what each view contributes."""
+    map sums its k views' weighted maps before the ReLU, as its score sums what each view contributes. With
+    ``mirrored_views`` (``backbones.compare_with_mirror``) the second view is the film's mirror: its map is
+    mirrored back first, so both views light the same place of the film."""
     weights = grads.mean(axis=(1, 2), keepdims=True)
     weighted = (acts * weights).sum(axis=-1)
     if len(weighted) != n:
         if len(weighted) % n:
             raise RuntimeError(f"{len(weighted)} activation maps for {n} images")
-        weighted = weighted.reshape((len(weighted) // n, n) + weighted.shape[1:]).sum(axis=0)
+        weighted = weighted.reshape((len(weighted) // n, n) + weighted.shape[1:])
+        if mirrored_views:
+            weighted[1::2] = weighted[1::2, :, :, ::-1]
+        weighted = weighted.sum(axis=0)
     return np.maximum(weighted, 0.0).astype(np.float32)
 
 

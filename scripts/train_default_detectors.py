@@ -29,17 +29,25 @@ sys.path.insert(0, str(REPO))
 SETTINGS = {
     "rotation": dict(epochs=20, patience=6, ap_weight=1),
     "inversion": dict(epochs=20, patience=6, ap_weight=1, members=3),
-    # plus its glyph reader of the side bands (kinds.reads_glyphs; docs/decisions/0007)
-    "flip": dict(epochs=28, patience=8, ap_weight=4,
-                 extra=dict(glyph_fast=True, glyph_width=1.0, glyph_bands=0.2, glyph_epochs=8)),
+    # plus its glyph reader of the side bands (kinds.reads_glyphs; docs/decisions/0009)
+    "flip": dict(epochs=28, patience=8, ap_weight=4, extra=dict(glyph_bands=0.2)),
     # not a frontal chest film: learnt from labelled films of every site; ignores what the others detect
     "non_frontal": dict(epochs=20, patience=6, labelled=True, nuisances=("rotation", "inversion", "flip"), gate=True),
 }
-#: the share of real upright films each default's threshold may flag (docs/decisions/0006)
+#: the share of real upright films each default's threshold may flag (docs/decisions/0008)
 TARGET_FPR = 0.001
 #: NIH films reviewed as artefacts themselves, each left out of the default detectors its ``kinds`` column names
 EXCLUSIONS = REPO / "data_manifests" / "default_training_exclusions.csv"
 NIH_LICENCE = "NIH ChestX-ray14: released without restrictions on use (public domain)"
+#: each shared-data folder's dataset and licence (../shared/data/README.md), for the published manifests
+SOURCES = {
+    "nih": ("NIH Clinical Center ChestX-ray14", NIH_LICENCE),
+    "hannover": ("Hannover Medical School COVID-19 image repository", "CC BY 3.0"),
+    "ieee": ("COVID-19 image data collection (Cohen et al.)", "mixed CC licences per image (ieee/metadata.csv)"),
+    "kermany": ("Kermany et al., Guangzhou Women and Children's Medical Center", "CC BY 4.0"),
+    "hands": ("RSNA Pediatric Bone Age challenge", "RSNA challenge data terms"),
+    "dicom": ("DICOM WG04 compression test images (NEMA)", "NEMA DICOM test images"),
+}
 
 
 def nih_training_list(data: Path, out_csv: Path, ap_weight: int = 1, kind: str = "all") -> tuple[Path, int]:
@@ -161,6 +169,42 @@ def _site_of(data: Path, path: str) -> str:
     return rel.split("/")[0]
 
 
+def validation_scores(bundle: Path, data: Path, manifest: Path | None = None):
+    """The bundle's scores of its validation split (the split=val films of ``manifest``, its own training
+    manifest by default), artefacts synthesised as in training: (labels, scores, ROC/PR plots as bytes)."""
+    import pandas as pd
+
+    import detectors
+
+    table = pd.read_csv(manifest or bundle / "training_manifest.csv", dtype=str, keep_default_na=False)
+    val = table[(table["split"] == "val") & table["label"].isin(["", "0"])]
+    with tempfile.TemporaryDirectory() as tmp:
+        normals = Path(tmp) / "val_normals.csv"
+        pd.DataFrame({"path": [p if Path(p).is_absolute() else str(data / p) for p in val["path"]]}).to_csv(
+            normals, index=False)
+        detector = detectors.load(bundle)
+        detectors.evaluate(detector, normals, out=Path(tmp) / "eval", workers=2)
+        scored = pd.read_csv(Path(tmp) / "eval" / "scores.csv")
+        plots = {name: (Path(tmp) / "eval" / name).read_bytes() for name in ("roc.png", "precision_recall.png")}
+    return scored["label"].to_numpy(), scored[f"{detector.name}_score"].to_numpy(), plots
+
+
+def record_recall_curve(bundle: Path, data: Path) -> None:
+    """Add the validation recall curve (what the flag budget quotes) to a synthetic-kind bundle trained before
+    detector.json recorded it; the model and its version are unchanged."""
+    from detectors.calibration import recall_curve
+
+    info_path = bundle / "detector.json"
+    info = json.loads(info_path.read_text())
+    validation = info.setdefault("metrics", {}).setdefault("validation", {})
+    if validation.get("recall_curve") or info["kind"] not in ("rotation", "inversion", "flip"):
+        return
+    y, scores, _ = validation_scores(bundle, data)
+    threshold = float((info.get("threshold_choice") or {}).get("validation_threshold", info["threshold"]))
+    validation["recall_curve"] = recall_curve(y, scores, threshold)
+    info_path.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+
+
 def publish_manifest(bundle: Path, kind: str, data: Path) -> Path:
     """The bundle's training manifest in data_manifests/ format, paths relative to the shared data."""
     import pandas as pd
@@ -168,8 +212,12 @@ def publish_manifest(bundle: Path, kind: str, data: Path) -> Path:
     table = pd.read_csv(bundle / "training_manifest.csv", dtype=str, keep_default_na=False)
     root = str(data.resolve()) + os.sep
     table["path"] = [p[len(root):] if p.startswith(root) else p for p in table["path"]]
-    table.insert(2, "source_dataset", "NIH Clinical Center ChestX-ray14")
-    table.insert(3, "licence", NIH_LICENCE)
+    sources = [SOURCES[p.split("/")[0]] for p in table["path"]]
+    for column, at, values in (("source_dataset", 2, [s[0] for s in sources]), ("licence", 3, [s[1] for s in sources])):
+        if column in table:  # published before (--calibrate-only on the shipped bundles)
+            table[column] = values
+        else:
+            table.insert(at, column, values)
     target = REPO / "data_manifests" / f"default_{kind}_training.csv"
     table.to_csv(target, index=False)
     table.to_csv(bundle / "training_manifest.csv", index=False)  # the shipped bundle carries no local paths
@@ -206,6 +254,7 @@ def main(argv=None) -> int:
         bundle = args.out / kind
         if not args.calibrate_only:
             train_default(kind, bundle, args, tmp)
+        record_recall_curve(bundle, args.data)
         from detectors.calibration import calibrate_bundle
 
         uprights = upright_list(args.data, bundle, tmp / f"uprights_{kind}.csv", tuple(args.leave_out))

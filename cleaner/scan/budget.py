@@ -13,7 +13,8 @@ class FlagBudget:
     stricter grid threshold."""
 
     def __init__(self, members):
-        self.thresholds = {d.name: [float(d.threshold)] + [t for t in THRESHOLD_GRID if t > d.threshold]
+        # a grid value within rounding of the threshold (a float32 0.5) would print as the same row twice
+        self.thresholds = {d.name: [float(d.threshold)] + [t for t in THRESHOLD_GRID if t > d.threshold + 1e-6]
                            for d in members}
         self.curves = {d.name: ((d.detector.info.get("metrics") or {}).get("validation") or {}).get("recall_curve")
                        for d in members}

@@ -276,6 +276,35 @@ def test_default_flip_bundle_is_explained_by_anatomy_and_markers():
     flip = load(root / "flip")
     explainer = Explainer(flip.model)
     assert "glyph_reader" not in explainer.layer and "glyph_maps" in explainer.taps
+    bands = (flip.info.get("assembled_from") or {}).get("bands") or flip.info["training"]["glyph_reader"].get("bands")
+    assert explainer.bands == bands and explainer.mirrored_views == bool(flip.info["training"].get("compares_mirror"))
     size = flip.info["input"]["size"]
     res = explainer.explain(np.random.default_rng(0).random((1, size, size, 1), dtype=np.float32))
     assert res.maps.shape == (1, size, size) and res.marks is not None and len(res.marks) == 1
+
+
+def test_marks_read_on_side_bands_are_placed_on_the_film():
+    """A reader of the side bands (flip v2) sees [left band | right band]: its marks are put back where they are
+    on the film, and which side they are on (what the score counts) is unchanged."""
+    from detectors.glyph_saliency import read_marks
+
+    maps = np.full((8, 10, 4), -1.0, dtype=np.float32)
+    maps[2, 1, 2] = 5.0  # an L in the left band, 0.15 of the way across the bands image
+    maps[5, 8, 3] = 4.0  # an R in the right band, 0.85 of the way
+    marks = {m.letter: m for m in read_marks(maps[None], bands=0.2)[0]}
+    assert abs(marks["L"].x - 0.4 * 0.15) < 1e-6 and marks["L"].says == "mirrored"
+    assert abs(marks["R"].x - (1 - 0.4 * 0.15)) < 1e-6 and marks["R"].says == "mirrored"
+    assert abs(marks["L"].y - 2.5 / 8) < 1e-6
+
+
+def test_grad_cam_of_a_mirror_comparator_maps_both_views_onto_the_film():
+    """The mirror view's activations are mirrored back before the views are summed: evidence at the film's left
+    edge, seen by the film (column 0) and by its mirror (last column), lands on the left edge only."""
+    from detectors.saliency import _cam
+
+    acts = np.zeros((2, 1, 4, 1), np.float32)  # view 0 (the film), view 1 (its mirror); one image
+    acts[0, 0, 0, 0] = 1.0
+    acts[1, 0, 3, 0] = 1.0
+    grads = np.ones_like(acts)
+    assert _cam(acts, grads, 1, mirrored_views=True)[0, 0].tolist() == [2.0, 0.0, 0.0, 0.0]
+    assert _cam(acts, grads, 1)[0, 0].tolist() == [1.0, 0.0, 0.0, 1.0]
