@@ -187,12 +187,20 @@ def main(argv=None) -> int:
     any_flag = adult_up[[f"{n}_reason" for n in TARGETS]].any(axis=1)
     result["upright_adult_frontal"] = {"films": len(adult_up), "flagged": int(any_flag.sum()),
                                        "rate": float(any_flag.mean()), "flagged_paths": list(adult_up.path[any_flag])}
+    non_frontal = table[table.truth.isin(TARGETS["non_frontal"])]
+    result["non_frontal_by_truth"] = {  # the targets: >= 90 % of laterals, >= 95 % of other body parts
+        f"{truth} ({source})": {"films": len(part), "flagged": int(part.non_frontal_loso.sum())}
+        for (truth, source), part in non_frontal.groupby(["truth", "source"])}
+    for truth, part in non_frontal.groupby("truth"):
+        result["non_frontal_by_truth"][truth] = {"films": len(part), "flagged": int(part.non_frontal_loso.sum())}
     mono1 = table[table.photometric.astype(str).str.upper() == "MONOCHROME1"]
     result["monochrome1"] = {"films": len(mono1), "called_inverted": int(mono1.inversion_loso.sum())}
     (args.work / "loso.json").write_text(json.dumps(result, indent=2))
     table.to_csv(args.work / "loso_table.csv", index=False)
     print(pd.DataFrame(result["per_site"]).drop(columns="false_pos_examples").to_string(index=False,
                                                                                       float_format=lambda v: f"{v:.3f}"))
+    print("\nnon_frontal, leave-one-site-out, flagged per truth label: " + "; ".join(
+        f"{k} {v['flagged']}/{v['films']}" for k, v in result["non_frontal_by_truth"].items()))
     up = result["upright_adult_frontal"]
     print(f"\nUpright adult frontal films flagged by any detector: {up['flagged']}/{up['films']} ({up['rate']:.2%}): "
           + "; ".join(up["flagged_paths"]))

@@ -20,7 +20,10 @@ def test_demo_runs_the_whole_job(tmp_path):
     assert result["page"].is_file() and "cxclean review" in result["page"].read_text()
     assert result["summary"]["excluded_per_reason"].get("age<10") == 4  # the four children of the sample
     per = {d["detector"]: d for d in result["evaluation"]["per_detector"]}
-    assert set(per) == {"rotation", "inversion", "flip"}
+    assert set(per) == {"rotation", "inversion", "flip", "non_frontal"}
+    # every demo film is a frontal chest film: non_frontal may flag only young children, whom the age rule excludes
+    ages = truth.set_index("path").age_years  # a planted copy has its original's age
+    assert (ages[scores.path[scores.non_frontal_flag.eq(True)]] < 10).all()
     assert per["rotation"]["recall"] >= 0.9 and per["inversion"]["recall"] >= 0.9
     with pytest.raises(Exception, match="not empty"):
         run_demo(tmp_path / "demo", workers=1, progress=False)

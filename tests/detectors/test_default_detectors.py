@@ -9,7 +9,8 @@ from cleaner.scan import default_detector_dirs, scan_archive
 from imagegen import phantom, write_png8
 
 REPO = Path(__file__).resolve().parents[2]
-KINDS = ("rotation", "inversion", "flip")
+KINDS = ("rotation", "inversion", "flip", "non_frontal")
+SYNTHETIC = ("rotation", "inversion", "flip")  # trained on presumed-normal NIH films
 
 pytestmark = pytest.mark.skipif(not default_detector_dirs(), reason="default bundles not trained yet")
 
@@ -23,10 +24,13 @@ def test_bundles_are_small_complete_and_traceable():
         size = sum(f.stat().st_size for f in bundle.iterdir() if f.is_file())
         assert size <= 5 * 1024 * 1024, (kind, size)
         det = detectors.load(bundle)  # safe mode, sha256 checked
-        assert det.kind == kind and det.name == kind and 0 < det.threshold < 1
+        assert det.kind == ("custom" if kind == "non_frontal" else kind) and det.name == kind and 0 < det.threshold < 1
         info = json.loads((bundle / "detector.json").read_text())
         assert info["backbone"] == "compact" and info["seed"] == 0
-        assert not any(s["path"].startswith("/") for s in info["suspect_normals"])  # no local paths shipped
+        assert not any(s["path"].startswith("/") for s in info.get("suspect_normals", []))  # no local paths shipped
+        calibration = info["threshold_choice"]["calibration"]  # chosen on real upright films it was not trained on
+        assert calibration["films"] >= 300 and calibration["false_positives"] == 0 and det.threshold == calibration["threshold"]
+        assert det.threshold >= info["threshold_choice"]["validation_threshold"]
         manifest = REPO / "data_manifests" / f"default_{kind}_training.csv"
         assert manifest.is_file()
         import pandas as pd
@@ -36,14 +40,19 @@ def test_bundles_are_small_complete_and_traceable():
         assert not table.path.str.startswith("/").any()  # portable paths, relative to the shared data
         demo = set(pd.read_csv(REPO / "data_manifests" / "demo_nih.csv").image_index)
         assert not demo & set(table.path.str.rsplit("/", n=1).str[-1])  # demo films never trained on
-        reviewed = pd.read_csv(REPO / "data_manifests" / "default_training_exclusions.csv")
-        reviewed = reviewed[[k == "all" or kind in k.split() for k in reviewed.kinds]]
-        assert not set(reviewed.path) & set(table.path)  # films reviewed as artefacts are left out
-        assert not set(reviewed.sha256) & set(table.sha256)
+        if kind in SYNTHETIC:  # presumed normals: films reviewed as artefacts are left out
+            reviewed = pd.read_csv(REPO / "data_manifests" / "default_training_exclusions.csv")
+            reviewed = reviewed[[k == "all" or kind in k.split() for k in reviewed.kinds]]
+            assert not set(reviewed.path) & set(table.path)
+            assert not set(reviewed.sha256) & set(table.sha256)
+        else:  # labelled films of every site, each named with its dataset and licence
+            assert table.source_dataset.nunique() >= 5 and not table.licence.isna().any()
         assert info["training"]["nuisances"]["kinds"]  # each default ignores the other kinds' artefacts
         reader = info["training"].get("glyph_reader")
-        if kind == "flip":  # reads burned-in text at 512 px; its backbone sees that input averaged down
+        if kind == "flip":  # reads burned-in text at 512 px on the side bands; its backbone sees that input averaged
             assert det.input_spec.size == 512 and reader["input_pool"] * 128 == 512 and det.model.get_layer("marker_side_evidence")
+            assert det.model.get_layer("side_bands").fraction == reader["bands"] == 0.2  # flip v2 (decision 0009)
+            assert det.model.get_layer("handedness_branch") and info["training"]["compares_mirror"]
         else:
             assert not reader and det.input_spec.size == 128
 
