@@ -78,9 +78,10 @@ def nih_upright_scores(data: Path, work: Path) -> pd.DataFrame:
 
 def loso_non_frontal(archive: Path, truth: pd.DataFrame, data: Path, work: Path) -> tuple[pd.Series, pd.Series]:
     """non_frontal scores and flags of every development-archive film from a bundle trained and calibrated
-    without that film's site."""
+    without that film's site, scored by a scan (with the rotation default, so that a film rotation flags is
+    scored upright, as in any scan: decision 0004)."""
     import detectors
-    from detectors.calibration import score_films
+    from cleaner.scan import scan_archive
 
     scores = pd.Series(np.nan, index=truth.path)
     flags = pd.Series(False, index=truth.path)
@@ -89,12 +90,18 @@ def loso_non_frontal(archive: Path, truth: pd.DataFrame, data: Path, work: Path)
         if not (bundle / "detector.json").is_file():
             subprocess.run([sys.executable, str(REPO / "scripts" / "train_default_detectors.py"), "--kinds", "non_frontal",
                             "--out", str(bundle.parent), "--leave-out", *sites, "--data", str(data)], check=True)
-        det = detectors.load(bundle)
         mine = truth[truth.source.map(group_of) == group]
-        values, kept, _ = score_films(det, [str(archive / p) for p in mine.path], workers=2)
-        paths = mine.path.iloc[kept]
-        scores[paths] = values
-        flags[paths] = values >= det.threshold
+        full = {str((archive / p).resolve()): p for p in mine.path}  # a list of absolute paths keeps them as rows
+        listed = work / f"files_{group}.csv"
+        pd.DataFrame({"path": list(full)}).to_csv(listed, index=False)
+        out = work / f"scan_non_frontal_{group}"
+        scan_archive(listed, out, [bundle, detectors.default_bundles_dir() / "rotation"], workers=2, review=False,
+                     overwrite=out.exists(), progress=False)
+        got = pd.read_csv(out / "scores.csv", dtype={"path": str})
+        got = got[got.status == "ok"]
+        paths = got.path.map(full)
+        scores[paths] = got.non_frontal_score.astype(float).to_numpy()
+        flags[paths] = got.non_frontal_flag.astype(str).eq("True").to_numpy()
     return scores, flags
 
 

@@ -56,9 +56,9 @@ class TrainConfig:
     glyph_epochs: int = 5
     glyph_width: float = 0.5
     #: the reader's faster design (strided stem, separable convolutions), and the share of the film's width it
-    #: reads at each side (None: the whole film; side markers sit near the edges)
+    #: reads at each side (None: the whole film; side markers sit near the edges, decision 0009)
     glyph_fast: bool = False
-    glyph_bands: float | None = None
+    glyph_bands: float | None = 0.2
 
     def __post_init__(self):
         if self.name is not None and not self.name.replace("_", "").isalnum():

@@ -30,7 +30,7 @@ SETTINGS = {
     "rotation": dict(epochs=20, patience=6, ap_weight=1),
     "inversion": dict(epochs=20, patience=6, ap_weight=1, members=3),
     # plus its glyph reader of the side bands (kinds.reads_glyphs; docs/decisions/0009)
-    "flip": dict(epochs=28, patience=8, ap_weight=4, extra=dict(glyph_bands=0.2)),
+    "flip": dict(epochs=28, patience=8, ap_weight=4),
     # not a frontal chest film: learnt from labelled films of every site; ignores what the others detect
     "non_frontal": dict(epochs=20, patience=6, labelled=True, nuisances=("rotation", "inversion", "flip"), gate=True),
 }
