@@ -97,3 +97,24 @@ def test_the_bundled_inversion_compares_each_film_with_its_inversion():
     up, inverted = det.score(films), det.score([f.max() - f for f in films])
     np.testing.assert_allclose(up + inverted, 1.0, atol=1e-4)
     assert up.max() < det.threshold < inverted.min()
+
+
+def test_the_bundled_flip_compares_each_film_with_its_mirror():
+    """Flip v2's anatomy log-odds are (g(x) - g(mirror x)) / 2: a demo film and its mirror get exactly opposite
+    anatomy log-odds, and the side-marker evidence is read from the film's edge bands only (decision 0009)."""
+    import keras
+
+    import detectors
+    from cleaner.io.images import read_image
+    from cleaner.io.preprocess import preprocess
+
+    det = detectors.load(default_detector_dirs()[0] / "flip")
+    films = [read_image(p).pixels for p in sorted((REPO / "demo" / "nih").glob("*.png"))[:3]]
+    x = np.stack([preprocess(f, det.input_spec) for f in films])
+    anatomy = keras.Model(det.model.inputs[0], det.model.get_layer("logit").output)
+    own, mirrored = (np.asarray(anatomy.predict(v, verbose=0)).reshape(-1) for v in (x, x[:, :, ::-1]))
+    assert np.allclose(own, -mirrored, atol=1e-4) and np.abs(own).max() > 0.1
+    middle = x.copy()
+    middle[:, :, round(0.25 * x.shape[2]): round(0.75 * x.shape[2])] = 0.5  # what the reader does not read
+    side = keras.Model(det.model.inputs[0], det.model.get_layer("marker_side_evidence").output)
+    assert np.allclose(side.predict(x, verbose=0), side.predict(middle, verbose=0), atol=1e-5)
