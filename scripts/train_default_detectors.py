@@ -29,8 +29,9 @@ sys.path.insert(0, str(REPO))
 SETTINGS = {
     "rotation": dict(epochs=20, patience=6, ap_weight=1),
     "inversion": dict(epochs=20, patience=6, ap_weight=1, members=3),
-    # flip (plus its glyph reader of the side bands, kinds.reads_glyphs): the shipped v2 is assembled from v1 (scripts/assemble_flip.py); these settings retrain it end to end with
-    # the mirror comparator and a side-band reader, which so far measured worse (decision 0009)
+    # flip (plus its glyph reader of the side bands, kinds.reads_glyphs): the shipped v2 is assembled from v1
+    # (scripts/assemble_flip.py); these settings retrain it end to end with the mirror comparator, which so far
+    # measured worse (decision 0009)
     "flip": dict(epochs=28, patience=8, ap_weight=4),
     # not a frontal chest film: learnt from labelled films of every site; ignores what the others detect
     "non_frontal": dict(epochs=20, patience=6, labelled=True, nuisances=("rotation", "inversion", "flip"), gate=True),
