@@ -121,8 +121,13 @@ def save_bundle(model, info: dict, out: str | os.PathLike) -> Path:
     info["model_sha256"] = file_sha256(model_path)
     info["version"] = f"{info['name']}-{info['model_sha256'][:12]}"
     info.setdefault("libraries", library_versions())
-    (out / INFO_FILE).write_text(json.dumps(info, indent=2, sort_keys=True, default=_json_default) + "\n")
+    write_info(out, info)
     return out
+
+
+def write_info(folder: str | os.PathLike, info: dict) -> None:
+    """Write a bundle's ``detector.json`` (a new threshold from calibration, say: the model and version stay)."""
+    (Path(folder) / INFO_FILE).write_text(json.dumps(info, indent=2, sort_keys=True, default=_json_default) + "\n")
 
 
 def inference_copy(model):

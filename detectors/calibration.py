@@ -99,15 +99,20 @@ def calibrate_scores(scores, sites, target_fpr: float, validation_threshold: flo
                        fpr_upper_bound(fp, len(scores)), validation_threshold, recall, MARGIN, note)
 
 
+def stricter_thresholds(threshold: float, grid=THRESHOLD_GRID) -> list[float]:
+    """``threshold`` and every grid value above it: the rows of a recall curve and of a flag budget (a grid value
+    within rounding of the threshold, as a float32 0.5 is of 0.5, is the same row)."""
+    return [float(threshold)] + [float(g) for g in grid if g > threshold + 1e-6]
+
+
 def recall_curve(y_true, scores, threshold: float, grid=THRESHOLD_GRID) -> list[list[float]]:
-    """[[threshold, recall], ...] on validation examples, at ``threshold`` and every grid value above it."""
+    """[[threshold, recall], ...] on validation examples, at ``stricter_thresholds(threshold)``."""
     y_true = np.asarray(y_true).astype(int)
     scores = np.asarray(scores, dtype=np.float64)
     positives = scores[y_true == 1]
     if not len(positives):
         return []
-    points = sorted({float(threshold), *[float(g) for g in grid if g > threshold + 1e-6]})
-    return [[t, float((positives >= t).mean())] for t in points]
+    return [[t, float((positives >= t).mean())] for t in stricter_thresholds(threshold, grid)]
 
 
 def recall_at(curve: list | None, threshold: float) -> float | None:
@@ -132,6 +137,11 @@ def _input_for(task: tuple):
     if loaded is None:
         return None, error
     return preprocess(loaded.pixels, spec), ""
+
+
+def _crashed(task: tuple, why: str):
+    """``ordered_map``'s result for a film whose decode worker died on it twice: left out, with the reason."""
+    return None, f"decoder crashed: {why}"
 
 
 def upright_films(where) -> list[tuple[str, str]]:
@@ -161,7 +171,7 @@ def score_films(detector, paths: list[str], workers: int = 1, progress: bool = T
 
     spec = detector.input_spec
     scores, kept, errors, batch, idx = [], [], [], [], []
-    results = ordered_map(_input_for, [(p, spec) for p in paths], workers=workers, chunksize=8)
+    results = ordered_map(_input_for, [(p, spec) for p in paths], workers=workers, chunksize=8, on_crash=_crashed)
     for i, (x, error) in enumerate(tqdm(results, total=len(paths), desc=f"scoring {detector.name}", unit="film",
                                         disable=not progress)):
         if x is None:
@@ -190,7 +200,7 @@ def calibrate_bundle(bundle, uprights, target_fpr: float = 0.001, out=None, work
 
     from cleaner.io.errors import UserInputError
 
-    from .bundle import INFO_FILE, load
+    from .bundle import INFO_FILE, load, write_info
 
     detector = load(bundle)
     films = upright_films(uprights)
@@ -213,6 +223,6 @@ def calibrate_bundle(bundle, uprights, target_fpr: float = 0.001, out=None, work
     saved["threshold"] = cal.threshold
     saved.setdefault("threshold_choice", {})["validation_threshold"] = validation_threshold
     saved["threshold_choice"]["calibration"] = cal.to_dict() | {"unreadable": len(errors)}
-    (target / INFO_FILE).write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n")
+    write_info(target, saved)
     log(f"{detector.name}: {cal.note}")
     return cal

@@ -63,11 +63,17 @@ class Scorer:
         for start in range(0, n, size):
             chunk = batch[start : start + size]
             got = len(chunk)
-            if got < size:  # pad the last batch: one shape, one trace; inputs never mix (no batch statistics)
-                chunk = np.concatenate([chunk, np.zeros((size - got, *chunk.shape[1:]), np.float32)])
+            chunk = pad_batch(chunk, size)  # the last batch: one shape, one trace; inputs never mix (no batch statistics)
             scores = np.asarray(fn(np.ascontiguousarray(chunk)), dtype=np.float32).reshape(size, -1)[:, 0]
             out[start : start + got] = scores[:got]
         return out
+
+
+def pad_batch(batch: np.ndarray, size: int) -> np.ndarray:
+    """``batch`` padded with zero images to ``size``, the fixed batch shape of a compiled function."""
+    if len(batch) == size:
+        return batch
+    return np.concatenate([batch, np.zeros((size - len(batch),) + batch.shape[1:], batch.dtype)])
 
 
 def predict(model, batch, batch_size: int = DEFAULT_BATCH) -> np.ndarray:

@@ -25,6 +25,7 @@ import numpy as np
 
 from .glyph_saliency import MAPS_LAYER, read_marks
 from .graph_taps import CONV_CLASS_NAMES, contains_layer, find_path, is_conv, run_with_taps  # noqa: F401
+from .inference import pad_batch as _pad
 
 METHODS = ("auto", "gradcam", "occlusion")
 #: input pixels per compiled batch: 32 films at 128 px, 2 at 512 px (memory stays bounded for large inputs)
@@ -103,8 +104,10 @@ class Explainer:
         self.cam_path = find_last_conv(model) if method != "occlusion" else None
         maps = find_path(model, lambda layer: layer.name == MAPS_LAYER)
         # flip v2 (docs/decisions/0009): the anatomy also runs on the film's mirror, the reader on its side bands
-        self.mirrored_views = find_path(model, lambda layer: type(layer).__name__ == "WithMirror") is not None
-        bands = find_path(model, lambda layer: type(layer).__name__ == "SideBands")
+        from .layers import SideBands, WithMirror
+
+        self.mirrored_views = find_path(model, lambda layer: isinstance(layer, WithMirror)) is not None
+        bands = find_path(model, lambda layer: isinstance(layer, SideBands))
         self.bands = bands[-1].fraction if bands else None
         self.taps = {"activations": self.cam_path} if self.cam_path else {}
         if maps is not None:
@@ -212,13 +215,6 @@ def _pass_torch(model, x: np.ndarray, taps: dict, what: str) -> dict:
     if "glyph_maps" in stash:
         out["glyph_maps"] = stash["glyph_maps"].detach().cpu().numpy()
     return out
-
-
-def _pad(batch: np.ndarray, size: int) -> np.ndarray:
-    """``batch`` padded with zero images to ``size`` (the compiled batch shape)."""
-    if len(batch) == size:
-        return batch
-    return np.concatenate([batch, np.zeros((size - len(batch),) + batch.shape[1:], batch.dtype)])
 
 
 def _cam(acts: np.ndarray, grads: np.ndarray, n: int, mirrored_views: bool = False) -> np.ndarray:

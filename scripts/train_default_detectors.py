@@ -194,17 +194,17 @@ def validation_scores(bundle: Path, data: Path, manifest: Path | None = None):
 def record_recall_curve(bundle: Path, data: Path) -> None:
     """Add the validation recall curve (what the flag budget quotes) to a synthetic-kind bundle trained before
     detector.json recorded it; the model and its version are unchanged."""
+    from detectors.bundle import INFO_FILE, write_info
     from detectors.calibration import recall_curve
 
-    info_path = bundle / "detector.json"
-    info = json.loads(info_path.read_text())
+    info = json.loads((bundle / INFO_FILE).read_text())
     validation = info.setdefault("metrics", {}).setdefault("validation", {})
     if validation.get("recall_curve") or info["kind"] not in ("rotation", "inversion", "flip"):
         return
     y, scores, _ = validation_scores(bundle, data)
     threshold = float((info.get("threshold_choice") or {}).get("validation_threshold", info["threshold"]))
     validation["recall_curve"] = recall_curve(y, scores, threshold)
-    info_path.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    write_info(bundle, info)
 
 
 def publish_manifest(bundle: Path, kind: str, data: Path) -> Path:
@@ -223,11 +223,12 @@ def publish_manifest(bundle: Path, kind: str, data: Path) -> Path:
     target = REPO / "data_manifests" / f"default_{kind}_training.csv"
     table.to_csv(target, index=False)
     table.to_csv(bundle / "training_manifest.csv", index=False)  # the shipped bundle carries no local paths
-    info_path = bundle / "detector.json"
-    info = json.loads(info_path.read_text())
+    from detectors.bundle import INFO_FILE, write_info
+
+    info = json.loads((bundle / INFO_FILE).read_text())
     for s in info.get("suspect_normals", []):
         s["path"] = s["path"][len(root):] if s["path"].startswith(root) else s["path"]
-    info_path.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    write_info(bundle, info)
     return target
 
 

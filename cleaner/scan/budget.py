@@ -5,7 +5,7 @@ costs: the share of the detector's validation artefacts it would still find (fro
 unknown for bundles trained before it was recorded)."""
 from __future__ import annotations
 
-from detectors.calibration import THRESHOLD_GRID, recall_at
+from detectors.calibration import recall_at, stricter_thresholds
 
 
 class FlagBudget:
@@ -13,9 +13,7 @@ class FlagBudget:
     stricter grid threshold."""
 
     def __init__(self, members):
-        # a grid value within rounding of the threshold (a float32 0.5) would print as the same row twice
-        self.thresholds = {d.name: [float(d.threshold)] + [t for t in THRESHOLD_GRID if t > d.threshold + 1e-6]
-                           for d in members}
+        self.thresholds = {d.name: stricter_thresholds(d.threshold) for d in members}
         self.curves = {d.name: ((d.detector.info.get("metrics") or {}).get("validation") or {}).get("recall_curve")
                        for d in members}
         self.counts = {name: [0] * len(ts) for name, ts in self.thresholds.items()}
