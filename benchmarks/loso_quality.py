@@ -28,14 +28,16 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from cleaner.reports.evaluate_archive import KIND_TARGETS  # noqa: E402
+from cleaner.reports.truth import NAME_TARGETS  # noqa: E402
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 #: development-archive source folder -> the training site names it stands for (an ieee collection is one site)
 SITE_GROUPS = {"hannover": ("hannover",), "ieee": ("ieee_frontal", "ieee_lateral", "ieee_ct"),
                "kermany": ("kermany",), "hands": ("hands",), "dicom": ("dicom",)}
 SYNTHETIC = ("rotation", "inversion", "flip")
-TARGETS = {"rotation": {"rot90", "rot180", "rot270"}, "inversion": {"inverted"}, "flip": {"hflip"},
-           "non_frontal": {"lateral", "other_body"}}
+#: what each default exists to find: the truth labels evaluate-archive uses
+TARGETS = {**{k: KIND_TARGETS[k] for k in SYNTHETIC}, "non_frontal": set(NAME_TARGETS["non_frontal"])}
 
 
 def group_of(source: str) -> str | None:
@@ -125,11 +127,12 @@ def upright_pool(table: pd.DataFrame, nih: pd.DataFrame) -> pd.DataFrame:
 def flags_per_site(table: pd.DataFrame, pool: pd.DataFrame, target_fpr: float) -> pd.DataFrame:
     """Each synthetic detector's flags with the leave-one-site-out threshold of each film's site."""
     import detectors
+    from detectors.bundle import load_info
 
     out = table.copy()
     for name in SYNTHETIC:
-        validation = float(detectors.load(detectors.default_bundles_dir() / name).info["threshold_choice"]
-                           .get("validation_threshold", detectors.load(detectors.default_bundles_dir() / name).threshold))
+        info = load_info(detectors.default_bundles_dir() / name)  # the record only, no model
+        validation = float(info.info["threshold_choice"].get("validation_threshold", info.threshold))
         thresholds = {g: loso_threshold(name, g, pool, validation, target_fpr) for g in out.group.dropna().unique()}
         out[f"{name}_t"] = out.group.map(thresholds)
         out[f"{name}_loso"] = out[f"{name}_score"].astype(float) >= out[f"{name}_t"]
