@@ -9,6 +9,11 @@ Usage (from the repository root):
       summary.json), and how many flagged (film, detector) pairs got an overlay
   PYTHONPATH=$PWD python benchmarks/review_build.py --synthetic 200 [--film-size 512] [--input-size 256]
       the same on a generated scan output with N flagged films and a small conv detector bundle
+  PYTHONPATH=$PWD python benchmarks/review_build.py --paired ARCHIVE [--rounds 2] [--workers 2]
+      the ratio the issue asks for, both sides measured the same way and under the same load: each round runs
+      ``cxclean scan ARCHIVE`` (review folders on) and then ``cxclean review build --rebuild`` on its output, each
+      a fresh process timed from start to exit (TensorFlow's import and the bundles' loading included in both),
+      and prints both times and their ratio per round and the median ratio
   PYTHONPATH=$PWD python benchmarks/review_build.py --page-load 20000 [--repeat 3]
       writes a page with N cards (tests/helpers/review_pages.py) and times it in headless Chromium: ms from
       navigation start until the page is usable (its script done), median of the repeats
@@ -83,6 +88,28 @@ def bench_build(out: Path, workers: int, real_scan: bool = True) -> None:
     print(f"index.html       {full.page.stat().st_size / 1024:.0f} KiB; load average now {os.getloadavg()[0]:.1f}")
 
 
+def bench_paired(archive: Path, rounds: int, workers: int) -> None:
+    import subprocess
+
+    def timed(args: list[str]) -> float:
+        started = time.perf_counter()
+        subprocess.run(["cxclean", *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return time.perf_counter() - started
+
+    ratios = []
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "scan"
+        for r in range(1, rounds + 1):
+            load = os.getloadavg()[0]
+            scan = timed(["scan", str(archive), "--out", str(out), "--workers", str(workers), "-q", "--overwrite"])
+            build = timed(["review", "build", str(out), "--workers", str(workers), "--rebuild"])
+            ratios.append(build / scan)
+            flagged = json.loads((out / "summary.json").read_text()).get("excluded")
+            print(f"round {r}: scan {scan:6.1f} s, review build {build:6.1f} s ({flagged} flagged films): "
+                  f"{build / scan:.2f} x; load average {load:.1f} before the round")
+    print(f"median build / scan ratio over {rounds} round(s): {statistics.median(ratios):.2f}")
+
+
 def bench_page_load(n: int, repeat: int) -> None:
     from chromium_cdp import Chromium, find_chromium
     from review_pages import large_page
@@ -112,14 +139,18 @@ def main(argv=None):
     ap.add_argument("--workers", type=int, default=None, help="default: all cores")
     ap.add_argument("--page-load", type=int, metavar="N", help="time a page of N cards in headless Chromium")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--paired", type=Path, metavar="ARCHIVE", help="scan ARCHIVE and build its page, fresh processes")
+    ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args(argv)
-    if not (args.scan_out or args.synthetic or args.page_load):
-        ap.error("give SCAN_OUT, --synthetic N or --page-load N")
+    if not (args.scan_out or args.synthetic or args.page_load or args.paired):
+        ap.error("give SCAN_OUT, --synthetic N, --paired ARCHIVE or --page-load N")
     from cleaner.io.parallel import default_workers
 
     workers = args.workers or default_workers()
     if args.page_load:
         bench_page_load(args.page_load, args.repeat)
+    if args.paired:
+        bench_paired(args.paired, args.rounds, workers)
     if args.scan_out:
         bench_build(Path(args.scan_out), workers)
     elif args.synthetic:

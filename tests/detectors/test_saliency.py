@@ -132,6 +132,20 @@ def test_overlay_is_rgb_and_keeps_the_image_where_cold():
     assert np.abs(rgb[20, 15].astype(int) - round(grey[20, 15] * 255)).max() > 20  # hot centre coloured
 
 
+def test_overlay_colours_are_matplotlibs_jet():
+    """The palette is a table read off matplotlib's 'jet' once: the same colours as calling the colormap."""
+    from matplotlib import colormaps
+
+    rng = np.random.default_rng(0)
+    grey = rng.random((33, 47)).astype(np.float32)
+    heat = rng.random((33, 47)).astype(np.float32)
+    heat[0, :3] = [0.0, 1.0, 255 / 256]
+    colour = colormaps["jet"](heat)[..., :3].astype(np.float32)
+    weight = 0.45 * heat[..., None] ** 0.5
+    expected = (np.clip(grey[..., None] * (1 - weight) + colour * weight, 0, 1) * 255).round().astype(np.uint8)
+    assert np.array_equal(overlay(grey, heat), expected)
+
+
 def test_empty_gradcam_falls_back_to_the_input_gradient_per_image():
     """A conv branch that is dead (ReLU of a large negative bias) gives an all-zero Grad-CAM; the
     score still depends on the image through another branch, which the input's gradient finds (no
