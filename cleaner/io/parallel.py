@@ -7,7 +7,10 @@ A worker can die under a file (the OOM killer, a crashing native decoder). ``mul
 notices and waits forever; ``concurrent.futures`` fails every unfinished task instead. Those files are then
 run again one at a time, each in a pool of its own, so only a file that kills its worker again is reported
 (through ``on_crash``, as that file's result) and the others are read as usual; then the map goes on in
-parallel. Workers ignore Ctrl-C: the parent alone handles it, and stops them.
+parallel. A worker can also hang on a file (a decoder looping on a crafted file): when the oldest chunk has
+given no result within ``item_timeout()`` seconds per item, its pool is killed and the window is run again the
+same way, so the file that hangs again is reported (``on_crash``) instead of stopping the map forever.
+Workers ignore Ctrl-C: the parent alone handles it, and stops them.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import os
 import signal
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from concurrent.futures.process import BrokenProcessPool
 from itertools import islice
 from typing import Callable, Iterable, Iterator, TypeVar
@@ -28,6 +32,25 @@ R = TypeVar("R")
 
 class WorkerCrashError(CxcleanError):
     """A worker process died on an item and no ``on_crash`` says what stands for its result."""
+
+
+#: seconds one file may take in a worker before it counts as hung (``CXCLEAN_FILE_TIMEOUT`` overrides; 0: no limit).
+#: Decoding the largest films (80 M pixels of JPEG 2000) takes well under a minute on one core.
+FILE_TIMEOUT_S = 600.0
+
+
+def item_timeout() -> float | None:
+    """The time limit per item, from ``CXCLEAN_FILE_TIMEOUT`` if set, else ``FILE_TIMEOUT_S``; None: none."""
+    raw = os.environ.get("CXCLEAN_FILE_TIMEOUT", "")
+    try:
+        value = float(raw) if raw.strip() else FILE_TIMEOUT_S
+    except ValueError:
+        raise CxcleanError(f"CXCLEAN_FILE_TIMEOUT={raw!r}: not a number of seconds") from None
+    return value if value > 0 else None
+
+
+def _hung(limit: float) -> str:
+    return f"hung (no result within {limit:g} s; its worker was killed)"
 
 
 def default_workers() -> int:
@@ -73,21 +96,25 @@ class _Pool:
             return f"worker killed by signal {-dead[0]} ({signal.Signals(-dead[0]).name})"
         return f"worker exited with status {dead[0]}"
 
-    def close(self, kill: bool = False) -> None:
-        if kill:  # stopped early (Ctrl-C, an error downstream): do not wait for work nobody will read
+    def close(self, kill: bool = False, hard: bool = False) -> None:
+        """``kill``: stopped early (Ctrl-C, an error downstream): do not wait for work nobody will read;
+        ``hard``: SIGKILL, for a worker stuck in native code."""
+        if kill or hard:
             for process in list(self.processes.values()):
                 if process.is_alive():
-                    process.terminate()
+                    process.kill() if hard else process.terminate()
         self.executor.shutdown(wait=True, cancel_futures=True)
 
 
 def bounded_ordered_map(func: Callable, items: Iterable, workers: int, chunksize: int, ahead: int,
-                        on_crash: Callable | None = None) -> Iterator:
+                        on_crash: Callable | None = None, timeout: float | None = -1) -> Iterator:
     """``map(func, items)`` in order, with back-pressure: at most ``ahead`` items are submitted but not yet
     consumed, so memory does not grow with the input when decoding is faster than what consumes it.
 
-    A dead worker is survived as the module docstring says; ``on_crash(item, why)`` stands for the result of
-    an item that killed its worker twice (``WorkerCrashError`` without it)."""
+    A dead or hung worker is survived as the module docstring says; ``on_crash(item, why)`` stands for the result
+    of an item that killed its worker (or hung) twice (``WorkerCrashError`` without it). ``timeout``: seconds per
+    item (default ``item_timeout()``; None: no limit); with one worker the map runs in this process, unlimited."""
+    limit = item_timeout() if timeout == -1 else timeout
     if workers <= 1:
         for item in items:
             yield func(item)
@@ -110,10 +137,11 @@ def bounded_ordered_map(func: Callable, items: Iterable, workers: int, chunksize
                 break
             chunk, future = window[0]
             try:
-                results = future.result()
-            except BrokenProcessPool:
-                pool.close()
-                results = _rerun_window(func, window, pool.death(), on_crash)
+                results = future.result(timeout=limit * len(chunk) if limit else None)
+            except (BrokenProcessPool, FuturesTimeout) as exc:
+                hung = isinstance(exc, FuturesTimeout)
+                pool.close(hard=hung)
+                results = _rerun_window(func, window, _hung(limit) if hung else pool.death(), on_crash, limit)
                 pool = _Pool(workers)
                 in_flight = 0
                 window.clear()
@@ -128,10 +156,10 @@ def bounded_ordered_map(func: Callable, items: Iterable, workers: int, chunksize
         pool.close(kill=not finished)
 
 
-def _rerun_window(func, window: deque, why: str, on_crash) -> list:
-    """Every result of a window whose pool broke, in order: finished chunks as they were, the others run again
-    an item at a time in a one-worker pool (a fresh one after each death), so that the item that kills its
-    worker again is known."""
+def _rerun_window(func, window: deque, why: str, on_crash, limit: float | None = None) -> list:
+    """Every result of a window whose pool broke or hung, in order: finished chunks as they were, the others run
+    again an item at a time in a one-worker pool (a fresh one after each death), so that the item that kills its
+    worker (or hangs) again is known."""
     results, single = [], None
     try:
         for chunk, future in window:
@@ -141,10 +169,11 @@ def _rerun_window(func, window: deque, why: str, on_crash) -> list:
             for item in chunk:
                 single = single or _Pool(1)
                 try:
-                    results += single.submit(func, [item]).result()
-                except BrokenProcessPool:
-                    single.close()
-                    again, single = single.death(), None
+                    results += single.submit(func, [item]).result(timeout=limit)
+                except (BrokenProcessPool, FuturesTimeout) as exc:
+                    hung = isinstance(exc, FuturesTimeout)
+                    single.close(hard=hung)
+                    again, single = (_hung(limit) if hung else single.death()), None
                     if on_crash is None:
                         raise WorkerCrashError(f"{item!r}: {again} while reading it (first: {why})") from None
                     results.append(on_crash(item, again))

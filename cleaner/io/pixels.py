@@ -15,6 +15,8 @@ from cleaner.io.errors import ImageReadError
 MAX_PIXELS = 80_000_000
 #: Largest file opened at all.
 MAX_FILE_BYTES = 2 * 1024**3
+#: the shortest side a radiograph can have: a strip of a few pixels is an error, not a film to score
+MIN_SIDE = 16
 
 @dataclass
 class ImageMeta:
@@ -37,6 +39,7 @@ class ImageMeta:
     view_position: str | None = None
     body_part: str | None = None
     notes: list[str] = field(default_factory=list)  # policies applied: first frame, colour to grey, ...
+    blank: bool = False  # every pixel the same value: nothing to score
 
     def as_row(self) -> dict:
         row = asdict(self)
@@ -53,6 +56,9 @@ class LoadedImage:
 def check_frame_size(path, width: int, height: int) -> None:
     if width <= 0 or height <= 0:
         raise ImageReadError(path, f"invalid image size {width}x{height}")
+    if min(width, height) < MIN_SIDE:
+        raise ImageReadError(path, f"image of {width}x{height} pixels is too small to be a radiograph "
+                                   f"(under {MIN_SIDE} px on a side)")
     if width * height > MAX_PIXELS:
         raise ImageReadError(
             path, f"image of {width}x{height} pixels is over the {MAX_PIXELS}-pixel limit (decompression bomb guard)"
@@ -84,3 +90,4 @@ def note_blank(pixels: np.ndarray, meta: ImageMeta) -> None:
     """A constant image reads, but a reviewer should know it holds nothing."""
     if pixels.size and float(pixels.max()) == float(pixels.min()):
         meta.notes.append("blank image (every pixel the same value)")
+        meta.blank = True

@@ -64,7 +64,7 @@ OWNED = (SCORES_FILE, EXCLUSIONS_FILE, ERRORS_FILE, DETECTORS_FILE, SUMMARY_FILE
 
 BASE_COLUMNS = [
     "path", "status", "error", "format", "photometric", "width", "height", "age_years", "age_source",
-    "sex", "view_position", "body_part", "modality", "patient_id", "study_uid",
+    "sex", "view_position", "body_part", "modality", "patient_id", "study_uid", "notes",
 ]
 DETECTOR_COLUMNS = ["name", "kind", "version", "threshold", "threshold_source", "bundle_path", "input_size", "gate"]
 ERROR_COLUMNS = ["path", "error"]
@@ -72,6 +72,8 @@ LABEL_COLUMNS = ["path", "label"]
 #: exclusions_final.csv adds these to exclusions.csv's columns
 DECISION_COLUMNS = ["decision", "reason_decisions"]
 UNKNOWN_AGE_REASON = "age_unknown"
+#: the exclusion reason of a film whose pixels are all the same value (its scores mean nothing)
+BLANK_REASON = "blank"
 
 
 def score_columns(detector_names: Sequence[str], turn: bool = False) -> list[str]:

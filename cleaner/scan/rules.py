@@ -5,7 +5,8 @@ and, with an age filter, for being younger than ``min_age`` (``age<10``) or of u
 (``age_unknown``). Reasons keep that order: detectors by name, then age. A *gate* detector (a bundle trained
 with ``gate``, such as ``non_frontal``) overrides the others: on a film it flags, the other detectors' flags
 are not reasons (a lateral is not "rotated"), so the film lands in the one review folder that is true; their
-scores and flags stay in scores.csv.
+scores and flags stay in scores.csv. A *blank* film (every pixel the same value) is excluded as ``blank`` alone:
+what the detectors say of it means nothing.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from cleaner.scan.orientation import TURN_COLUMN, clockwise_degrees
 
 #: the decoded-film metadata a scores.csv row carries (``age_years`` is written by the age rule)
 META_FIELDS = ("format", "photometric", "width", "height", "age_years", "sex", "view_position", "body_part",
-               "modality", "patient_id", "study_uid")
+               "modality", "patient_id", "study_uid", "notes", "blank")
 
 
 @dataclass(frozen=True)
@@ -32,11 +33,14 @@ class ExclusionRules:
         """Detector name -> whether its score reaches its threshold."""
         return {name: bool(scores[name] >= t) for name, t in self.thresholds.items()}
 
-    def reasons(self, flags: dict[str, bool], age: float | None) -> list[str]:
-        """The exclusion reasons of a readable film with these detector flags and this age (None: unknown)."""
+    def reasons(self, flags: dict[str, bool], age: float | None, blank: bool = False) -> list[str]:
+        """The exclusion reasons of a readable film with these detector flags and this age (None: unknown);
+        a blank film is excluded as ``blank`` whatever the detectors said of it."""
         reasons = [name for name in self.thresholds if flags.get(name)]
         gated = [name for name in reasons if name in self.gates]
-        if gated:
+        if blank:
+            reasons = [so.BLANK_REASON]
+        elif gated:
             reasons = gated
         if self.min_age is not None:
             if age is not None and age < float(self.min_age):
@@ -69,7 +73,9 @@ def build_row(columns: list[str], rel: str, decoded: dict, scores: dict, rules: 
     meta = decoded.get("meta") or {}
     for key in META_FIELDS:
         value = meta.get(key)
-        if key != "age_years" and value is not None:
+        if key == "notes" and isinstance(value, list):
+            value = "; ".join(value)
+        if key not in ("age_years", "blank") and value is not None:
             row[key] = value
     age, age_source = film_age(rel, meta, metadata)
     if age is not None:
@@ -83,7 +89,7 @@ def build_row(columns: list[str], rel: str, decoded: dict, scores: dict, rules: 
         row[f"{name}_flag"] = str(flag)
     if TURN_COLUMN in columns and scores.get(TURN_COLUMN):
         row[TURN_COLUMN] = str(clockwise_degrees(scores[TURN_COLUMN]))
-    reasons = rules.reasons(flags, age)
+    reasons = rules.reasons(flags, age, blank=bool(meta.get("blank")))
     row["excluded"] = str(bool(reasons))
     row["reasons"] = ";".join(reasons)
     return row

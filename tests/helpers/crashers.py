@@ -27,3 +27,14 @@ def exits_on_three(x: int) -> int:
     if x == 3:
         os._exit(3)
     return x
+
+
+def hang_on_four(x: int) -> int:
+    """Doubles ``x``; on 4 the worker hangs in a sleep that ignores SIGTERM, as a native decoder stuck in a loop."""
+    if x == 4:
+        import time
+
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        while True:
+            time.sleep(1)
+    return 2 * x

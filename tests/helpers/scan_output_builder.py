@@ -30,7 +30,7 @@ def page_data(page: Path) -> dict:
 
 BASE_COLUMNS = [
     "path", "status", "error", "format", "photometric", "width", "height", "age_years", "age_source", "sex",
-    "view_position", "body_part", "modality", "patient_id", "study_uid",
+    "view_position", "body_part", "modality", "patient_id", "study_uid", "notes",
 ]
 
 

@@ -120,11 +120,14 @@ def test_size_limit_is_configurable(tmp_path, film, monkeypatch):
 def test_hostile_files(tmp_path):
     os.mkfifo(tmp_path / "pipe.png")  # reading it would block forever
     assert _reason(tmp_path / "pipe.png") == "not a regular file (named pipe); not read"
-    Image.fromarray(np.full((8, 8), np.nan, np.float32)).save(tmp_path / "nan.tif")
+    Image.fromarray(np.full((32, 32), np.nan, np.float32)).save(tmp_path / "nan.tif")
     assert "no finite pixel values" in _reason(tmp_path / "nan.tif")
-    partly = np.random.default_rng(0).random((8, 8)).astype(np.float32)
+    partly = np.random.default_rng(0).random((32, 32)).astype(np.float32)
     partly[0, 0] = np.inf
     Image.fromarray(partly).save(tmp_path / "inf.tif")
     assert np.isfinite(read_image(tmp_path / "inf.tif").pixels).all()
-    blank = read_image(write_png16(tmp_path / "blank.png", np.full((8, 8), 0.5, np.float32)))
+    blank = read_image(write_png16(tmp_path / "blank.png", np.full((32, 32), 0.5, np.float32)))
     assert "blank image (every pixel the same value)" in blank.meta.notes and not blank.pixels.any()
+    assert blank.meta.blank
+    Image.fromarray(np.zeros((15, 400), np.uint8)).save(tmp_path / "strip.png")
+    assert _reason(tmp_path / "strip.png") == "image of 400x15 pixels is too small to be a radiograph (under 16 px on a side)"

@@ -10,6 +10,8 @@ import sys
 
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 HELPERS = REPO / "tests" / "helpers"
 
@@ -64,3 +66,34 @@ except WorkerCrashError as exc:
     print(json.dumps({"error": str(exc)}))
 """)
     assert got["error"].startswith("3: worker exited with status 3"), got
+
+
+def test_an_item_that_hangs_its_worker_is_named_after_the_time_limit_and_the_rest_are_read():
+    """A decoder stuck on a crafted file (ignoring SIGTERM) must not stop the map: after the limit per item its
+    worker is killed, the window read again one item at a time, and only the file that hangs again is reported."""
+    got = run_child("""
+import time
+started = time.perf_counter()
+out = list(bounded_ordered_map(crashers.hang_on_four, range(12), workers=2, chunksize=2, ahead=6,
+                               on_crash=lambda item, why: ["hung", item, why], timeout=1.5))
+print(json.dumps({"out": out, "seconds": time.perf_counter() - started}))
+""", timeout=120)
+    expected = [2 * x for x in range(12)]
+    expected[4] = ["hung", 4, "hung (no result within 1.5 s; its worker was killed)"]
+    assert got["out"] == expected
+    assert got["seconds"] < 60
+
+
+def test_the_time_limit_per_file_comes_from_the_environment(monkeypatch):
+    from cleaner.io.errors import CxcleanError
+    from cleaner.io.parallel import FILE_TIMEOUT_S, item_timeout
+
+    monkeypatch.delenv("CXCLEAN_FILE_TIMEOUT", raising=False)
+    assert item_timeout() == FILE_TIMEOUT_S
+    monkeypatch.setenv("CXCLEAN_FILE_TIMEOUT", "0")
+    assert item_timeout() is None
+    monkeypatch.setenv("CXCLEAN_FILE_TIMEOUT", "2.5")
+    assert item_timeout() == 2.5
+    monkeypatch.setenv("CXCLEAN_FILE_TIMEOUT", "soon")
+    with pytest.raises(CxcleanError, match="CXCLEAN_FILE_TIMEOUT"):
+        item_timeout()

@@ -7,6 +7,7 @@ import os
 import stat
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from archive_builder import film, rotated, write_png
@@ -133,3 +134,30 @@ def test_hostile_file_names_are_each_a_row_with_their_own_review_copy(rule_bundl
     decisions.write_text(json.dumps([{"path": n, "reason": "rotation", "decision": "keep"} for n in HOSTILE_NAMES]))
     result = apply_review(out, [decisions])
     assert result.counts == {"overturned": len(HOSTILE_NAMES), "unreviewed": 1} and result.warnings == []
+
+
+def test_a_blank_film_is_excluded_as_blank_a_strip_is_an_error_and_reading_policies_are_noted(rule_bundles, tmp_path):
+    """What the reader did to a file is in scores.csv's ``notes`` (only the first page of a multi-page file was
+    scored); a film whose pixels are all one value is excluded as ``blank`` whatever the detectors said (a blank
+    image reads as "inverted" to an inversion detector); a strip of a few pixels is not a film to score."""
+    import csv
+
+    from PIL import Image
+
+    archive = tmp_path / "archive"
+    write_png(archive / "a.png", film(1))
+    write_png(archive / "blank.png", np.zeros_like(film(2)))
+    write_png(archive / "strip.png", film(3)[:4])
+    pages = [Image.fromarray((film(s) * 255).astype(np.uint8)) for s in (4, 5, 6)]
+    pages[0].save(archive / "pages.tif", save_all=True, append_images=pages[1:])
+    out = tmp_path / "out"
+    summary = scan(archive, out, rule_bundles)
+    with open(out / "scores.csv", newline="", encoding="utf-8") as fh:
+        rows = {r["path"]: r for r in csv.DictReader(fh)}
+    assert rows["blank.png"]["reasons"] == "blank" and rows["blank.png"]["excluded"] == "True"
+    assert "blank image" in rows["blank.png"]["notes"]
+    assert rows["strip.png"]["status"] == "error" and "too small to be a radiograph" in rows["strip.png"]["error"]
+    assert rows["pages.tif"]["status"] == "ok" and "first of 3 pages" in rows["pages.tif"]["notes"]
+    assert rows["a.png"]["notes"] == "" and "blank" not in rows["a.png"]["reasons"]
+    assert summary["excluded_per_reason"].get("blank") == 1
+    assert (out / "review" / "blank" / "blank.png").is_file()

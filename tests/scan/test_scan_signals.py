@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from archive_builder import film, write_png
 from cleaner.scan import scan_archive
 from cleaner.scan.folder import JOURNAL_FILE
@@ -70,19 +72,23 @@ def wait_for(predicate, proc, seconds=180):
     return False
 
 
-def test_a_file_that_kills_its_decoder_is_an_error_row_and_the_scan_finishes(built_archive, rule_bundles, tmp_path,
-                                                                              subprocess_env):
+@pytest.mark.parametrize("name,why", [
+    ("crash_me.png", "worker killed by signal 9 (SIGKILL)"),  # a native decoder's crash
+    ("hang_me.png", "hung (no result within 3 s; its worker was killed)"),  # a decoder looping, deaf to SIGTERM
+])
+def test_a_file_that_kills_or_hangs_its_decoder_is_an_error_row_and_the_scan_finishes(
+        built_archive, rule_bundles, tmp_path, subprocess_env, name, why):
     archive = built_archive.root
-    write_png(archive / "site1" / "crash_me.png", film(50))
+    write_png(archive / "site1" / name, film(50))
     out = tmp_path / "out"
-    done = subprocess.run(scan_cmd(archive, out, rule_bundles), env=hostile_env(subprocess_env), capture_output=True,
-                          text=True, timeout=600)
+    env = hostile_env(subprocess_env, CXCLEAN_FILE_TIMEOUT="3")
+    done = subprocess.run(scan_cmd(archive, out, rule_bundles), env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     errors = {r["path"]: r["error"] for r in read_rows(out / "errors.csv")}
-    assert errors["site1/crash_me.png"] == "decoder crashed: worker killed by signal 9 (SIGKILL)"
-    ref = reference(archive, rule_bundles, tmp_path)  # read here, where opening it kills nothing
-    got = [r for r in read_rows(out / "scores.csv") if r["path"] != "site1/crash_me.png"]
-    want = [r for r in read_rows(ref / "scores.csv") if r["path"] != "site1/crash_me.png"]
+    assert errors[f"site1/{name}"] == f"decoder crashed: {why}"
+    ref = reference(archive, rule_bundles, tmp_path)  # read here, where opening it harms nothing
+    got = [r for r in read_rows(out / "scores.csv") if r["path"] != f"site1/{name}"]
+    want = [r for r in read_rows(ref / "scores.csv") if r["path"] != f"site1/{name}"]
     assert got == want and len(got) == len(built_archive.expected)
 
 

@@ -15,7 +15,7 @@ from cleaner.scan import ScanError, parse_threshold_overrides
 def test_score_columns_follow_the_contract():
     assert so.score_columns(["inversion", "rotation"]) == [
         "path", "status", "error", "format", "photometric", "width", "height", "age_years", "age_source", "sex",
-        "view_position", "body_part", "modality", "patient_id", "study_uid",
+        "view_position", "body_part", "modality", "patient_id", "study_uid", "notes",
         "inversion_score", "inversion_flag", "rotation_score", "rotation_flag", "excluded", "reasons",
     ]
     assert so.exclusion_columns(["rotation"]) == ["path", "reasons", "rotation_score", "age_years"]

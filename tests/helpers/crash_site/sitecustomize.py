@@ -3,6 +3,8 @@ Tests only.
 
 * an image whose name holds ``crash_me`` kills the process that opens it (SIGKILL), as a crashing native
   decoder does, every time;
+* an image whose name holds ``hang_me`` makes the process that opens it hang for good, deaf to SIGTERM, as a
+  native decoder looping on a crafted file does;
 * ``CXCLEAN_TEST_OPEN_DELAY=S`` makes every image open take S seconds longer, so a test can catch workers busy.
 """
 import os
@@ -21,6 +23,10 @@ if Image is not None:
     def _open_or_die(fp, *args, **kwargs):
         if "crash_me" in str(getattr(fp, "name", fp)):
             os.kill(os.getpid(), signal.SIGKILL)
+        if "hang_me" in str(getattr(fp, "name", fp)):
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            while True:
+                time.sleep(1)
         if _delay:
             time.sleep(_delay)
         return _open(fp, *args, **kwargs)
