@@ -12,6 +12,7 @@ from cleaner.scan.config import ENGINES, UNKNOWN_AGE_CHOICES
     epilog="""\b
 Examples:
   cxclean scan archive/ --out scan_out/                  the bundled default detectors
+  cxclean scan archive/ --out scan_out/ --review-page    then the review page, scan_out/review/index.html
   cxclean scan /data/pacs_export --detectors detectors/ --out scan_out/ --min-age 10
   cxclean scan archive/ --detector bundles/rotation --detector bundles/inversion --out scan_out/
   cxclean scan archive/ --out ages_out/ --no-default-detectors --min-age 18 --metadata Data_Entry_2017.csv \\
@@ -54,12 +55,15 @@ Examples:
 @click.option("--resume", is_flag=True, help="Continue an interrupted scan in --out (same settings).")
 @click.option("--overwrite", is_flag=True, help="Replace the results of an earlier scan in --out.")
 @click.option("--no-review", is_flag=True, help="Do not copy flagged images into review/.")
+@click.option("--review-page", is_flag=True,
+              help="Then build the review page (review/index.html, as 'cxclean review build' does) in this "
+                   "process, with the detectors the scan loaded.")
 @click.option("--no-default-detectors", is_flag=True,
               help="With no --detectors/--detector, do not fall back to the bundled defaults (e.g. an age-only scan).")
 @click.option("--dry-run", is_flag=True, help="List the files that would be scanned and the detectors; read nothing.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def scan(archive, out, detector_dirs, detector_paths, thresholds, min_age, unknown_age, metadata, id_column,
-         age_column, workers, batch_size, engine, ray_address, ray_actors, resume, overwrite, no_review,
+         age_column, workers, batch_size, engine, ray_address, ray_actors, resume, overwrite, no_review, review_page,
          no_default_detectors, dry_run, quiet):
     """Score every image in ARCHIVE (a folder, an image, or a CSV whose 'path' column lists files)
     with every detector in one pass; write per-file scores, exclusions, errors and review copies.
@@ -79,8 +83,8 @@ def scan(archive, out, detector_dirs, detector_paths, thresholds, min_age, unkno
     config = ScanConfig(
         detectors=detector_paths, detector_dirs=detector_dirs, default_detectors=not no_default_detectors,
         thresholds=parse_threshold_overrides(thresholds), min_age=min_age, unknown_age=unknown_age, metadata=metadata,
-        id_column=id_column, age_column=age_column, review=not no_review, workers=workers, batch_size=batch_size,
-        engine=engine, ray_address=ray_address, ray_actors=ray_actors,
+        id_column=id_column, age_column=age_column, review=not no_review, review_page=review_page, workers=workers,
+        batch_size=batch_size, engine=engine, ray_address=ray_address, ray_actors=ray_actors,
     )
     try:
         summary = scan_archive(archive, out, config=config, resume=resume, overwrite=overwrite, progress=not quiet)
@@ -89,6 +93,8 @@ def scan(archive, out, detector_dirs, detector_paths, thresholds, min_age, unkno
                    "to continue.", err=True)
         sys.exit(130)
     click.echo(format_summary(summary))
+    if summary.get("review_page"):
+        click.echo(f"Review page: {summary['review_page']} (built in {summary['review_page_seconds']:.1f} s)")
 
 
 def _dry_run(archive, detector_dirs, detector_paths, plan, resolve_bundle_paths):

@@ -19,7 +19,6 @@ def run_demo(out: str | Path = "demo_out", data: str | Path | None = None, worke
              min_age: float = 10, overwrite: bool = False, progress: bool = True) -> dict:
     """Returns paths of everything written plus the scan summary and the evaluation against truth."""
     from cleaner.reports.evaluate_archive import evaluate
-    from cleaner.review.build import build_review
     from cleaner.scan import ScanError, default_detector_dirs, scan_archive
 
     data = Path(data) if data else demo_data()
@@ -38,8 +37,7 @@ def run_demo(out: str | Path = "demo_out", data: str | Path | None = None, worke
     truth_csv = out / "archive_truth.csv"
     scan_out = out / "scan"
     summary = scan_archive(archive, scan_out, detector_dirs=dirs, min_age=min_age, workers=workers,
-                           metadata=data / "metadata.csv", progress=progress)
-    page = build_review(scan_out, workers=workers, progress=progress)
+                           metadata=data / "metadata.csv", progress=progress, review_page=True)
     evaluation = evaluate(scan_out, truth_csv)
-    return dict(out=out, archive=archive, truth=truth_csv, scan=scan_out, page=page.page,
+    return dict(out=out, archive=archive, truth=truth_csv, scan=scan_out, page=Path(summary["review_page"]),
                 summary=summary, evaluation=evaluation, planted=int((truth.truth != "upright").sum()))

@@ -52,9 +52,10 @@ class BuildResult:
 
 def build_review(scan_out: str | os.PathLike, workers: int | None = None, saliency: bool = True,
                  contact_sheets: bool = True, progress: bool = True, saliency_method: str = "auto",
-                 rebuild: bool = False) -> BuildResult:
+                 rebuild: bool = False, loaded=()) -> BuildResult:
     """Write ``SCAN_OUT/review/index.html`` with thumbnails, overlays and contact sheets; ``rebuild``
-    prepares every film again instead of reusing the last build's assets."""
+    prepares every film again instead of reusing the last build's assets. ``loaded``: ``Detector`` objects
+    already in memory (the scan's), used for the overlays where they are the version the scan recorded."""
     t0 = time.perf_counter()
     scan = load_scan_output(scan_out)
     review = scan.review_dir
@@ -68,7 +69,7 @@ def build_review(scan_out: str | os.PathLike, workers: int | None = None, salien
 
     reasons = scan.reasons()
     t_load = time.perf_counter()
-    detectors = load_detectors(scan, reasons, warn) if saliency else {}
+    detectors = load_detectors(scan, reasons, warn, loaded) if saliency else {}
     t_load = time.perf_counter() - t_load  # loading the bundles is charged to the overlays stage
     images = flagged_images(scan, reasons)
     manifest = {"images": {}, "sheets": {}} if rebuild else load_manifest(review)

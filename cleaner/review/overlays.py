@@ -23,8 +23,8 @@ class BundleRef:
     """A detector bundle as the review needs it: its record (``detector.json``) read now, its model loaded (and
     its sha256 checked) only when a film needs an overlay, so a build with nothing new loads no model."""
 
-    def __init__(self, path: Path, info: dict):
-        self.path, self.info, self._model = path, info, None
+    def __init__(self, path: Path, info: dict, model=None):
+        self.path, self.info, self._model = path, info, model
 
     @property
     def version(self) -> str:
@@ -43,15 +43,20 @@ class BundleRef:
         return self._model
 
 
-def load_detectors(scan: ScanOutput, reasons: list[str], warn) -> dict:
+def load_detectors(scan: ScanOutput, reasons: list[str], warn, in_memory=()) -> dict:
     """Detector bundles for the reasons that came from a detector: reason -> BundleRef. A bundle that is gone,
-    cannot be read or is not the version the scan used gets a warning and no overlays."""
+    cannot be read or is not the version the scan used gets a warning and no overlays. ``in_memory``: loaded
+    ``Detector`` objects, used as they are where name and version match the scan's record."""
     from detectors.bundle import INFO_FILE
 
     loaded = {}
     for reason in reasons:
         row = scan.detector_for(reason)
         if row is None:
+            continue
+        same = [d for d in in_memory if d.name == reason and d.version == row.get("version")]
+        if same:
+            loaded[reason] = BundleRef(Path(same[0].path or ""), same[0].info, same[0].model)
             continue
         bundle = Path(row.get("bundle_path") or "")
         if not row.get("bundle_path") or not (bundle / INFO_FILE).is_file():

@@ -36,6 +36,9 @@ class ScanConfig:
     age_column: str | None = None
     #: copy flagged files into ``review/<reason>/``
     review: bool = True
+    #: then build the review page (``review/index.html``, overlays included) in the same process, with the
+    #: detectors the scan already loaded: no second start of TensorFlow, no second load of the bundles
+    review_page: bool = False
 
     #: decoding processes (None: every core), films per inference batch, files per worker task
     workers: int | None = None
@@ -47,8 +50,8 @@ class ScanConfig:
     ray_address: str | None = None
     ray_actors: int | None = None
 
-    #: the fields that only change speed: a resumed scan may use other values (another engine included)
-    SPEED_FIELDS = ("workers", "batch_size", "chunksize", "engine", "ray_address", "ray_actors")
+    #: the fields that do not change the results: a resumed scan may use other values (another engine included)
+    SPEED_FIELDS = ("workers", "batch_size", "chunksize", "engine", "ray_address", "ray_actors", "review_page")
 
     def __post_init__(self):
         self.detectors = tuple(str(d) for d in self.detectors)
@@ -72,6 +75,8 @@ class ScanConfig:
             raise ScanError("--workers, --batch-size and chunksize must be at least 1")
         if self.engine not in ENGINES:
             raise ScanError(f"--engine must be one of {ENGINES}, not {self.engine!r}")
+        if self.review_page and not self.review:
+            raise ScanError("--review-page needs the review folders: drop --no-review")
         if self.ray_actors is not None and self.ray_actors < 1:
             raise ScanError(f"--ray-actors {self.ray_actors}: expected at least 1")
 

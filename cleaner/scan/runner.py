@@ -52,7 +52,21 @@ def scan_archive(archive, out, detectors: Sequence = (), config: ScanConfig | No
     if paths:
         settings["detectors"] = tuple(config.detectors if config else ()) + paths
     config = ScanConfig.from_kwargs(config, **settings)
-    return ScanRun(archive, out, config, loaded, progress).execute(resume=resume, overwrite=overwrite)
+    run = ScanRun(archive, out, config, loaded, progress)
+    summary = run.execute(resume=resume, overwrite=overwrite)
+    if config.review_page:
+        summary = {**summary, **build_page(run, progress)}
+    return summary
+
+
+def build_page(run: "ScanRun", progress: bool) -> dict:
+    """``config.review_page``: the review page of the scan just made, its overlays computed with the models the
+    scan loaded. Returned with the summary (not in summary.json, which describes the scan alone)."""
+    from cleaner.review.build import build_review
+
+    models = [m.detector for m in run.detectors.members if getattr(m.detector, "model", None) is not None]
+    page = build_review(run.out, workers=run.config.workers, progress=progress, loaded=models)
+    return {"review_page": str(page.page), "review_page_seconds": round(page.seconds, 3)}
 
 
 def _utc_now() -> str:

@@ -294,3 +294,26 @@ def test_a_corrupt_model_gives_one_warning_and_the_page_without_its_overlays(tmp
     assert len([w for w in res.warnings if "rotation" in w and "sha256" in w]) == 1  # once, not per batch
     rot = next(s for s in page_data(res.page)["sections"] if s["reason"] == "rotation")
     assert all(it["thumb"] and it["overlay"] is None for it in rot["items"])
+
+
+def test_scan_with_review_page_builds_the_page_with_the_models_it_loaded(rule_bundles, built_archive, tmp_path,
+                                                                       monkeypatch):
+    """``--review-page``: the scan's process builds the page, its overlays made by the models the scan loaded
+    (each bundle is loaded once, not again for the page); the page is the one ``review build`` writes."""
+    import detectors.bundle
+    from cleaner.scan import scan_archive
+
+    loads = []
+    real_load = detectors.bundle.load
+    monkeypatch.setattr(detectors.bundle, "load", lambda path, *a, **k: loads.append(str(path)) or real_load(path, *a, **k))
+    out = tmp_path / "out"
+    summary = scan_archive(built_archive.root, out, detector_dirs=[rule_bundles], workers=2, progress=False,
+                           review_page=True)
+    assert summary["review_page"] == str(out / "review" / "index.html") and summary["review_page_seconds"] > 0
+    assert sorted(loads) == sorted({*loads}) and len(loads) == 2  # rotation and inversion, once each
+    pairs = [it for sec in page_data(out / "review" / "index.html")["sections"] if sec["detector"] for it in sec["items"]]
+    assert pairs and all(it["overlay"] for it in pairs)
+    again = build_review(out, progress=False)  # nothing new: the page the scan made is complete
+    assert again.prepared == 0 and again.overlays_made == 0
+    with pytest.raises(Exception, match="--review-page needs the review folders"):
+        scan_archive(built_archive.root, tmp_path / "out2", detector_dirs=[rule_bundles], review=False, review_page=True)
