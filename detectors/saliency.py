@@ -307,6 +307,13 @@ def overlay(grey: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.ndarr
         heat = np.asarray(im.resize((grey.shape[1], grey.shape[0]), Image.Resampling.BILINEAR), dtype=np.float32)
     heat = np.clip(np.nan_to_num(heat, nan=0.0), 0, 1)
     colour = _jet()[np.minimum((heat * 256).astype(np.intp), 255)]  # matplotlib's own binning of [0, 1]
-    weight = alpha * heat[..., None] ** 0.5
-    rgb = grey[..., None] * (1 - weight) + colour * weight
-    return (np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)
+    weight = np.sqrt(heat)
+    weight *= alpha
+    # grey * (1 - w) + colour * w, in place: one overlay per flagged film and detector, drawn in the main process
+    rgb = colour
+    rgb -= grey[..., None]
+    rgb *= weight[..., None]
+    rgb += grey[..., None]
+    np.clip(rgb, 0, 1, out=rgb)
+    rgb *= 255
+    return np.rint(rgb, out=rgb).astype(np.uint8)
