@@ -98,7 +98,8 @@ def bench_paired(archive: Path, rounds: int, workers: int) -> None:
 
     def run(args: list[str]) -> tuple[float, str]:
         started = time.perf_counter()
-        done = subprocess.run(["cxclean", *args], check=True, capture_output=True, text=True)
+        done = subprocess.run([sys.executable, "-m", "cleaner", *args], check=True, capture_output=True, text=True,
+                              env=dict(os.environ, PYTHONPATH=str(ROOT)))  # this checkout, whatever is installed
         return time.perf_counter() - started, done.stdout
 
     def own_scan(out: Path) -> float:

@@ -19,7 +19,6 @@ Maps are float32 arrays in [0, 1] with the model input's height and width (docs/
 from __future__ import annotations
 
 import functools
-
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -180,7 +179,7 @@ def _compile_tf(model, shape: tuple, taps: dict, what: str):
     calls are several times slower on a CPU)."""
     import tensorflow as tf
 
-    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)], autograph=False)  # plain Python control flow: tracing 2x faster
+    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)], autograph=False)  # plain Python flow: traces 2x faster
     def run(x):
         with tf.GradientTape() as tape:
             tape.watch(x)

@@ -24,8 +24,8 @@ def decode_for_scan(task: tuple) -> dict:
     loaded, error = read_or_error(path)
     if loaded is None:
         return {"rel": rel, "error": error}
-    meta = loaded.meta
-    result = {"rel": rel, "error": "", "meta": {k: getattr(meta, k) for k in META_FIELDS}}
+    meta = loaded.meta.as_row()  # the reader's own record of the file (its notes joined as text)
+    result = {"rel": rel, "error": "", "meta": {k: meta[k] for k in META_FIELDS}}
     try:
         result["inputs"] = preprocess_all(loaded.pixels, specs)
     except Exception as exc:

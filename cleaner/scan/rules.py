@@ -73,8 +73,6 @@ def build_row(columns: list[str], rel: str, decoded: dict, scores: dict, rules: 
     meta = decoded.get("meta") or {}
     for key in META_FIELDS:
         value = meta.get(key)
-        if key == "notes" and isinstance(value, list):
-            value = "; ".join(value)
         if key not in ("age_years", "blank") and value is not None:
             row[key] = value
     age, age_source = film_age(rel, meta, metadata)
