@@ -38,7 +38,7 @@ Open scan_out/review/index.html in any browser (works offline, no server).""",
               hidden=True, help="Old name of --saliency.")
 @click.option("--no-saliency", is_flag=True, help="No overlays: thumbnails only, no detector needed.")
 @click.option("--contact-sheets/--no-contact-sheets", default=True, show_default=True,
-              help="Also write review/<reason>/contact_sheet_N.png (30 images per sheet).")
+              help="Also write review/<reason>/contact_sheet_N.jpg (30 images per sheet).")
 @click.option("--rebuild", is_flag=True,
               help="Prepare every flagged film again instead of reusing what the last build made.")
 def review_build(scan_out, workers, saliency_method, legacy_method, no_saliency, contact_sheets, rebuild):

@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from cleaner.io.parallel import bounded_ordered_map, default_workers, ordered_map
+from cleaner.io.parallel import bounded_ordered_map, default_workers, ordered_map, preload
 from cleaner.review.images import asset_id, prepare_image
 from cleaner.review.manifest import (ASSET_DIRS, file_signature, load_manifest, remove_orphans, reusable,
                                      reusable_overlay, save_manifest)
-from cleaner.review.overlays import OverlayWriter, load_detectors
+from cleaner.review.overlays import OverlayWriter, draw_overlay, load_detectors
 from cleaner.review.page import render_page, section
 from cleaner.review.sheets import draw_sheet, plan_contact_sheets
 from cleaner.scan.folder import (FULL_DIR, REVIEW_PAGE, THUMBS_DIR, ScanOutput, atomic_write_text, find_review_copy,
@@ -57,6 +57,8 @@ def build_review(scan_out: str | os.PathLike, workers: int | None = None, salien
     prepares every film again instead of reusing the last build's assets. ``loaded``: ``Detector`` objects
     already in memory (the scan's), used for the overlays where they are the version the scan recorded."""
     t0 = time.perf_counter()
+    # the pools of all stages start their workers at once
+    preload(prepare_image.__module__, draw_overlay.__module__, draw_sheet.__module__)
     scan = load_scan_output(scan_out)
     review = scan.review_dir
     for d in ASSET_DIRS:
@@ -74,13 +76,13 @@ def build_review(scan_out: str | os.PathLike, workers: int | None = None, salien
     images = flagged_images(scan, reasons)
     manifest = {"images": {}, "sheets": {}} if rebuild else load_manifest(review)
     todo = plan_images(scan, images, detectors, review, saliency_method, manifest["images"], warn)
-    overlays = OverlayWriter(detectors, review, images, saliency_method, warn)
-    t1 = time.perf_counter()
-    _prepare(todo, images, overlays, workers or default_workers(), progress, warn)
+    workers = workers or default_workers()
+    overlays = OverlayWriter(detectors, review, images, saliency_method, warn, draw_workers=1 if workers > 1 else 0)
+    _prepare(todo, images, overlays, workers, progress, warn)
     _record_overlays(images, detectors, saliency_method)
     t2 = time.perf_counter()
     page, sections, sheets = _write_page(scan, reasons, images, review, manifest["sheets"], contact_sheets, notes,
-                                         progress, workers or default_workers())
+                                         progress, workers)
     t3 = time.perf_counter()
     stages = {"images": (t2 - t0) - overlays.seconds - t_load, "overlays": overlays.seconds + t_load, "page": t3 - t2}
     n_overlays = sum(len(e.get("overlays", {})) for e in images.values())
@@ -179,7 +181,9 @@ def _prepare(todo: list, images: dict, overlays: OverlayWriter, workers: int, pr
                 k = scored_turn(entry, overlays.detectors[reason])
                 overlays.add(reason, rel, np.rot90(x, k).copy() if k else x, res["thumb"], k)
         overlays.flush_all()
+        overlays.finish()
     finally:
+        overlays.close()
         bar.close()
         overlays.bar.close()
 

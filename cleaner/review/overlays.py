@@ -84,9 +84,12 @@ def overlay_link(reason: str, aid: str) -> str:
 
 class OverlayWriter:
     """Collects (film, detector) pairs and writes their overlays a compiled batch at a time; ``images[rel]``
-    gets the overlay's link and the method used per reason. ``seconds`` is the time spent here."""
+    gets the overlay's link and the method used per reason. ``seconds`` is the time spent here. With
+    ``draw_workers``, the pictures are drawn and written in that many processes (``draw_overlay``) while this
+    one goes on with the next batch's saliency: drawing is a fifth of the overlays' work, and the main process
+    is the build's bottleneck; ``finish`` waits for them."""
 
-    def __init__(self, detectors: dict, review: Path, images: dict, method: str, warn, bar=None):
+    def __init__(self, detectors: dict, review: Path, images: dict, method: str, warn, bar=None, draw_workers=0):
         self.detectors, self.review, self.images, self.method, self.warn = detectors, review, images, method, warn
         self.bar = bar
         self.pending: dict[str, list] = {r: [] for r in detectors}
@@ -94,6 +97,9 @@ class OverlayWriter:
         self.failed: set = set()
         self.written = 0
         self.seconds = 0.0
+        self.draw_workers = draw_workers
+        self.pool = None
+        self.drawing: list = []  # (future, job, record) of pictures handed to the pool
 
     def add(self, reason: str, rel: str, x: np.ndarray, thumb: np.ndarray, turn: int) -> None:
         """``x`` is the model input as the scan scored it (turned ``turn`` quarter turns); ``thumb`` the film as it lies."""
@@ -116,8 +122,26 @@ class OverlayWriter:
             self._write(reason, batch)
         finally:
             self.seconds += time.perf_counter() - started
-            if self.bar is not None:
-                self.bar.update(len(batch))
+
+    def finish(self) -> None:
+        """Wait for the pictures still being drawn and record them; draw here any the pool could not."""
+        started = time.perf_counter()
+        try:
+            for future, job, record in self.drawing:
+                try:
+                    error = future.result()
+                except Exception:  # the pool broke: this picture is drawn here instead
+                    error = draw_overlay(job)
+                self._record(record, error)
+        finally:
+            self.drawing = []
+            self.close()
+            self.seconds += time.perf_counter() - started
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
 
     def _explain(self, reason: str, batch: list):
         """The batch's saliency, or None (warned once per detector whose model cannot be used)."""
@@ -139,27 +163,56 @@ class OverlayWriter:
             return None
 
     def _write(self, reason: str, batch: list) -> None:
-        from detectors.saliency import overlay
-
         result = self._explain(reason, batch)
         if result is None:
+            if self.bar is not None:
+                self.bar.update(len(batch))
             return
-        folder = self.review / OVERLAYS_DIR / reason_folder(reason)
-        folder.mkdir(parents=True, exist_ok=True)
+        (self.review / OVERLAYS_DIR / reason_folder(reason)).mkdir(parents=True, exist_ok=True)
         size = batch[0][1].shape[0]
+        if self.pool is None and self.draw_workers > 0:
+            from cleaner.io.parallel import process_pool
+
+            self.pool = process_pool(self.draw_workers)
         for i, ((rel, _x, thumb, k), heat) in enumerate(zip(batch, result.maps)):
-            heat = np.rot90(heat, -k) if k else heat  # back onto the film as the thumbnail shows it
-            entry = self.images[rel]
-            picture = Image.fromarray(overlay(thumb, heat))
-            if result.marks is not None:
-                draw_marks(picture, [m.turned_back(k) for m in result.marks[i]], size)
-            link = overlay_link(reason, entry["id"])
-            picture.save(self.review / link, quality=85)
-            method = result.image_method(i)
-            entry.setdefault("overlays", {})[reason] = link
-            entry.setdefault("saliency_method", {})[reason] = method
-            entry.setdefault("fresh_overlays", {})[reason] = {"file": link, "method": method, "layer": result.layer}
-            self.written += 1
+            link = overlay_link(reason, self.images[rel]["id"])
+            marks = [m.turned_back(k) for m in result.marks[i]] if result.marks is not None else []
+            # heat turned back onto the film as the thumbnail shows it
+            job = (thumb, np.rot90(heat, -k) if k else heat, marks, size, str(self.review / link))
+            record = (rel, reason, link, result.image_method(i), result.layer)
+            if self.pool is None:
+                self._record(record, draw_overlay(job))
+            else:
+                self.drawing.append((self.pool.submit(draw_overlay, job), job, record))
+
+    def _record(self, record: tuple, error: str | None) -> None:
+        rel, reason, link, method, layer = record
+        if self.bar is not None:
+            self.bar.update(1)
+        if error:
+            self.warn(f"{rel}: no {reason} overlay ({error})")
+            return
+        entry = self.images[rel]
+        entry.setdefault("overlays", {})[reason] = link
+        entry.setdefault("saliency_method", {})[reason] = method
+        entry.setdefault("fresh_overlays", {})[reason] = {"file": link, "method": method, "layer": layer}
+        self.written += 1
+
+
+def draw_overlay(job: tuple) -> str | None:
+    """Draw one overlay and write it (in a worker process, or here): the heat map blended on the thumbnail,
+    the side markers boxed. Returns None, or why it could not be written (never raises)."""
+    from detectors.saliency import overlay
+
+    thumb, heat, marks, input_size, path = job
+    try:
+        picture = Image.fromarray(overlay(thumb, heat))
+        if marks:
+            draw_marks(picture, marks, input_size)
+        picture.save(path, quality=85)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def draw_marks(picture: Image.Image, marks: list, input_size: int) -> None:

@@ -87,8 +87,8 @@ def test_page_is_offline(built):
 def test_contact_sheets(built):
     out, result = built
     sheets = sorted(p.relative_to(out / "review").as_posix() for p in result.contact_sheets)
-    assert sheets == ["age_under_10/contact_sheet_1.png", "inversion/contact_sheet_1.png", "rotation/contact_sheet_1.png"]
-    with Image.open(out / "review" / "rotation" / "contact_sheet_1.png") as im:
+    assert sheets == ["age_under_10/contact_sheet_1.jpg", "inversion/contact_sheet_1.jpg", "rotation/contact_sheet_1.jpg"]
+    with Image.open(out / "review" / "rotation" / "contact_sheet_1.jpg") as im:
         assert im.size[0] == 6 * 200 and im.size[1] == 200 + 28  # one row of five tiles
 
 
@@ -96,6 +96,9 @@ def test_many_images_are_paged_and_sheets_split(tmp_path):
     specs = [ImageSpec(f"site{i % 3}/img{i:04d}.png", {"rotation": 0.5 + 0.5 * ((i * 37) % 450) / 450}, 40, "F", "PA", f"P{i}")
              for i in range(450)]
     _, out = build_scan_output(tmp_path, specs, thresholds={"rotation": 0.5}, film_size=32)
+    old_format = out / "review" / "rotation" / "contact_sheet_16.png"  # a PNG sheet an earlier build wrote
+    old_format.parent.mkdir(parents=True, exist_ok=True)
+    old_format.write_bytes(b"png")
     res = build_review(out, progress=False, saliency=False, workers=2)
     data = page_data(res.page)
     items = data["sections"][0]["items"]
@@ -103,6 +106,8 @@ def test_many_images_are_paged_and_sheets_split(tmp_path):
     scores = [it["score"] for it in items]
     assert scores == sorted(scores, reverse=True)
     assert len(res.contact_sheets) == 15  # 450 / 30
+    assert not old_format.exists() and sorted(p.name for p in old_format.parent.glob("contact_sheet_*")) == sorted(
+        f"contact_sheet_{n}.jpg" for n in range(1, 16))
     assert 'loading = \'lazy\'' in res.page.read_text()
 
 
