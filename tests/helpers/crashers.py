@@ -38,3 +38,10 @@ def hang_on_four(x: int) -> int:
         while True:
             time.sleep(1)
     return 2 * x
+
+
+def has_module(name: str) -> bool:
+    """Whether the worker running this already has ``name`` imported (``parallel.preload``)."""
+    import sys
+
+    return name in sys.modules

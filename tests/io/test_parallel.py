@@ -97,3 +97,16 @@ def test_the_time_limit_per_file_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("CXCLEAN_FILE_TIMEOUT", "soon")
     with pytest.raises(CxcleanError, match="CXCLEAN_FILE_TIMEOUT"):
         item_timeout()
+
+
+@pytest.mark.parametrize("preloaded", [True, False])
+def test_preloaded_modules_are_imported_once_by_the_forkserver_not_by_each_worker(preloaded):
+    """``preload``: the workers of a fresh process's pools find the module already imported (the forkserver did
+    it before forking them); without it, they do not have it."""
+    got = run_child(f"""
+from cleaner.io.parallel import preload
+if {preloaded}:
+    preload("cleaner.review.sheets")
+print(json.dumps(list(ordered_map(crashers.has_module, ["cleaner.review.sheets"] * 4, workers=2, chunksize=1))))
+""")
+    assert got == [preloaded] * 4

@@ -322,3 +322,42 @@ def test_scan_with_review_page_builds_the_page_with_the_models_it_loaded(rule_bu
     assert again.prepared == 0 and again.overlays_made == 0
     with pytest.raises(Exception, match="--review-page needs the review folders"):
         scan_archive(built_archive.root, tmp_path / "out2", detector_dirs=[rule_bundles], review=False, review_page=True)
+
+
+def test_overlays_drawn_by_the_worker_process_are_those_drawn_in_process(tmp_path):
+    """``workers > 1`` hands the drawing to a worker process: the same overlay files, byte for byte, as a build
+    that draws them itself."""
+    bundle = save_tiny_bundle(tmp_path / "bundles" / "rotation", "rotation", size=64)
+    _, out = build_scan_output(tmp_path, bundles={"rotation": bundle})
+    files = {}
+    for workers in (1, 2):
+        res = build_review(out, progress=False, contact_sheets=False, workers=workers, rebuild=True)
+        assert res.overlays_made == res.overlays > 0 and not [w for w in res.warnings if "rotation" in w]
+        files[workers] = {p.name: p.read_bytes() for p in (out / "review" / "_overlays").rglob("*.jpg")}
+    assert len(files[2]) == res.overlays and files[1] == files[2]
+
+
+def test_an_overlay_the_pool_cannot_draw_is_drawn_in_process_and_one_that_cannot_be_written_is_a_warning(tmp_path):
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    import numpy as np
+
+    from cleaner.review.overlays import OverlayWriter, draw_overlay
+
+    thumb, heat = np.linspace(0, 1, 64 * 48, dtype=np.float32).reshape(64, 48), np.eye(8, dtype=np.float32)
+    good, bad = tmp_path / "a.jpg", tmp_path / "missing_folder" / "b.jpg"
+    assert draw_overlay((thumb, heat, [], 64, str(good))) is None and Image.open(good).size == (48, 64)
+    assert "missing_folder" in draw_overlay((thumb, heat, [], 64, str(bad)))
+
+    broken = Future()
+    broken.set_exception(BrokenProcessPool("a worker died"))
+    warnings = []
+    images = {"x.png": {"id": "x"}, "y.png": {"id": "y"}}
+    writer = OverlayWriter({}, tmp_path, images, "auto", warnings.append)
+    good.unlink()
+    writer.drawing = [(broken, (thumb, heat, [], 64, str(good)), ("x.png", "rotation", "a.jpg", "gradcam", "conv")),
+                      (broken, (thumb, heat, [], 64, str(bad)), ("y.png", "rotation", "b.jpg", "gradcam", "conv"))]
+    writer.finish()
+    assert good.is_file() and images["x.png"]["overlays"] == {"rotation": "a.jpg"} and writer.written == 1
+    assert "overlays" not in images["y.png"] and len(warnings) == 1 and warnings[0].startswith("y.png: no rotation overlay")
