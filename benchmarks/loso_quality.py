@@ -82,29 +82,73 @@ def loso_non_frontal(archive: Path, truth: pd.DataFrame, data: Path, work: Path)
     """non_frontal scores and flags of every development-archive film from a bundle trained and calibrated
     without that film's site, scored by a scan (with the rotation default, so that a film rotation flags is
     scored upright, as in any scan: decision 0004)."""
-    import detectors
-    from cleaner.scan import scan_archive
-
     scores = pd.Series(np.nan, index=truth.path)
     flags = pd.Series(False, index=truth.path)
     for group, sites in SITE_GROUPS.items():
         bundle = work / "non_frontal_loso" / group / "non_frontal"
-        if not (bundle / "detector.json").is_file():
-            subprocess.run([sys.executable, str(REPO / "scripts" / "train_default_detectors.py"), "--kinds", "non_frontal",
-                            "--out", str(bundle.parent), "--leave-out", *sites, "--data", str(data)], check=True)
+        train_non_frontal(bundle, data, ["--leave-out", *sites])
         mine = truth[truth.source.map(group_of) == group]
-        full = {str((archive / p).resolve()): p for p in mine.path}  # a list of absolute paths keeps them as rows
-        listed = work / f"files_{group}.csv"
-        pd.DataFrame({"path": list(full)}).to_csv(listed, index=False)
-        out = work / f"scan_non_frontal_{group}"
-        scan_archive(listed, out, [bundle, detectors.default_bundles_dir() / "rotation"], workers=2, review=False,
-                     overwrite=out.exists(), progress=False)
-        got = pd.read_csv(out / "scores.csv", dtype={"path": str})
-        got = got[got.status == "ok"]
-        paths = got.path.map(full)
-        scores[paths] = got.non_frontal_score.astype(float).to_numpy()
-        flags[paths] = got.non_frontal_flag.astype(str).eq("True").to_numpy()
+        got_scores, got_flags = non_frontal_scores(bundle, archive, list(mine.path), work / f"scan_non_frontal_{group}")
+        scores[got_scores.index], flags[got_flags.index] = got_scores, got_flags
     return scores, flags
+
+
+def train_non_frontal(bundle: Path, data: Path, leave_out: list) -> None:
+    """The non_frontal default retrained into ``bundle`` without ``leave_out`` (reused when there)."""
+    if not (bundle / "detector.json").is_file():
+        subprocess.run([sys.executable, str(REPO / "scripts" / "train_default_detectors.py"), "--kinds", "non_frontal",
+                        "--out", str(bundle.parent), "--data", str(data), *leave_out], check=True)
+
+
+def non_frontal_scores(bundle: Path, archive: Path, paths: list, out: Path) -> tuple[pd.Series, pd.Series]:
+    """Scores and flags of ``bundle`` for the archive files ``paths``, through a scan with the rotation default."""
+    import detectors
+    from cleaner.scan import scan_archive
+
+    full = {str((archive / p).resolve()): p for p in paths}  # a list of absolute paths keeps them as rows
+    listed = out.parent / f"files_{out.name}.csv"
+    pd.DataFrame({"path": list(full)}).to_csv(listed, index=False)
+    scan_archive(listed, out, [bundle, detectors.default_bundles_dir() / "rotation"], workers=2, review=False,
+                 overwrite=out.exists(), progress=False)
+    got = pd.read_csv(out / "scores.csv", dtype={"path": str})
+    got = got[got.status == "ok"]
+    index = got.path.map(full).to_numpy()
+    return (pd.Series(got.non_frontal_score.astype(float).to_numpy(), index=index),
+            pd.Series(got.non_frontal_flag.astype(str).eq("True").to_numpy(), index=index))
+
+
+def lateral_folds(archive: Path, table: pd.DataFrame, data: Path, work: Path, folds: int) -> dict:
+    """Laterals flagged by non_frontal bundles that never saw the lateral's patient, with laterals in training.
+
+    Leaving ieee out (above) removes every lateral from training: ieee is the only source of laterals here, so
+    that figure is what a detector that never saw a lateral does. ieee is itself a collection of many hospitals'
+    and papers' films; here its patients are split into ``folds`` folds (by a hash of the patient id), and each
+    fold's films are scored by a bundle trained and calibrated without that fold's patients."""
+    import hashlib
+
+    from scripts.train_default_detectors import patient_ids
+
+    ids = patient_ids(data)
+    ieee = table[table.source.map(group_of) == "ieee"].copy()
+    ieee["patient"] = ["ieee:" + ids.get(Path(o).name, Path(o).stem) for o in ieee.origin]
+    order = sorted(ieee.patient.unique(), key=lambda k: hashlib.sha1(k.encode()).hexdigest())
+    fold_of = {k: i % folds for i, k in enumerate(order)}
+    result = {"folds": folds, "per_fold": []}
+    for k in range(folds):
+        leave = sorted(p for p, f in fold_of.items() if f == k)
+        bundle = work / "non_frontal_lateral_folds" / f"fold{k}" / "non_frontal"
+        train_non_frontal(bundle, data, ["--leave-out-patients", *leave])
+        mine = ieee[ieee.patient.isin(leave)]
+        _, flags = non_frontal_scores(bundle, archive, list(mine.path), work / f"scan_lateral_fold{k}")
+        flagged = mine.path.map(flags).fillna(False).astype(bool)
+        lateral, upright = mine.truth.eq("lateral"), mine.truth.eq("upright") & mine.role.eq("frontal")
+        result["per_fold"].append({"fold": k, "patients": len(leave), "laterals": int(lateral.sum()),
+                                   "laterals_flagged": int((flagged & lateral).sum()),
+                                   "upright_frontal": int(upright.sum()), "upright_flagged": int((flagged & upright).sum()),
+                                   "missed": list(mine.path[lateral & ~flagged])})
+    for key in ("laterals", "laterals_flagged", "upright_frontal", "upright_flagged"):
+        result[key] = sum(f[key] for f in result["per_fold"])
+    return result
 
 
 def loso_threshold(name: str, group: str, pool: pd.DataFrame, validation_threshold: float, target_fpr: float) -> float:
@@ -175,6 +219,8 @@ def main(argv=None) -> int:
     ap.add_argument("--data", type=Path, default=default_data)
     ap.add_argument("--work", type=Path, required=True, help="scans, LOSO bundles and results go here (reused)")
     ap.add_argument("--target-fpr", type=float, default=None, help="default: the defaults' (scripts/train_default_detectors.py)")
+    ap.add_argument("--lateral-folds", type=int, default=3,
+                    help="non_frontal on ieee's laterals by folds of patients (0: skip; 3 retrainings, ~10 min)")
     args = ap.parse_args(argv)
     from scripts.train_default_detectors import TARGET_FPR
 
@@ -205,6 +251,8 @@ def main(argv=None) -> int:
         result["non_frontal_by_truth"][truth] = {"films": len(part), "flagged": int(part.non_frontal_loso.sum())}
     mono1 = table[table.photometric.astype(str).str.upper() == "MONOCHROME1"]
     result["monochrome1"] = {"films": len(mono1), "called_inverted": int(mono1.inversion_loso.sum())}
+    if args.lateral_folds:
+        result["lateral_folds"] = lateral_folds(args.archive, table, args.data, args.work, args.lateral_folds)
     (args.work / "loso.json").write_text(json.dumps(result, indent=2))
     table.to_csv(args.work / "loso_table.csv", index=False)
     print(pd.DataFrame(result["per_site"]).drop(columns="false_pos_examples").to_string(index=False,
@@ -214,6 +262,12 @@ def main(argv=None) -> int:
     up = result["upright_adult_frontal"]
     print(f"\nUpright adult frontal films flagged by any detector: {up['flagged']}/{up['films']} ({up['rate']:.2%}): "
           + "; ".join(up["flagged_paths"]))
+    if args.lateral_folds:
+        lf = result["lateral_folds"]
+        print(f"non_frontal by {lf['folds']} folds of ieee patients (laterals in training, never the film's patient): "
+              f"laterals {lf['laterals_flagged']}/{lf['laterals']}, upright frontal films {lf['upright_flagged']}/"
+              f"{lf['upright_frontal']}; per fold " + "; ".join(
+                  f"{f['laterals_flagged']}/{f['laterals']}" for f in lf["per_fold"]))
     print(f"MONOCHROME1 films called inverted: {result['monochrome1']['called_inverted']}/{result['monochrome1']['films']}")
     print(f"target false-positive rate per detector {target_fpr}; full result {args.work / 'loso.json'}")
     return 0

@@ -105,19 +105,28 @@ def _film_patient(site: str, path: Path, ids: dict) -> str:
     return f"{site}:{path.stem}"
 
 
-def non_frontal_list(data: Path, out_csv: Path, leave_out: tuple = ()) -> Path:
+def patient_ids(data: Path) -> dict:
+    """File name -> patient id, from the metadata of the sites that have one."""
+    import pandas as pd
+
+    ids = {}
+    for meta in ("nih/metadata.csv", "ieee/metadata.csv", "hannover/metadata.csv"):
+        table = pd.read_csv(data / meta, dtype=str, keep_default_na=False)
+        ids.update({Path(p).name: pid for p, pid in zip(table["path"], table["patient_id"])})
+    return ids
+
+
+def non_frontal_list(data: Path, out_csv: Path, leave_out: tuple = (), leave_out_patients: tuple = ()) -> Path:
     """The labelled films of the bundled non_frontal detector (path,label,patient_id,site): every film of
-    ``NON_FRONTAL_SITES`` (1) and of ``FRONTAL_SITES`` (0), minus the demo sample's patients and the sites in
-    ``leave_out`` (for leave-one-site-out measurements)."""
+    ``NON_FRONTAL_SITES`` (1) and of ``FRONTAL_SITES`` (0), minus the demo sample's patients, the sites in
+    ``leave_out`` (for leave-one-site-out measurements) and the patients in ``leave_out_patients``
+    (``_film_patient`` keys, e.g. ``ieee:13``: for folds of patients within one collection)."""
     import pandas as pd
 
     from cleaner.io.walker import walk_archive
 
     demo = set(pd.read_csv(REPO / "data_manifests" / "demo_nih.csv", dtype=str)["patient_id"])
-    ids = {}
-    for meta in ("nih/metadata.csv", "ieee/metadata.csv", "hannover/metadata.csv"):
-        table = pd.read_csv(data / meta, dtype=str, keep_default_na=False)
-        ids.update({Path(p).name: pid for p, pid in zip(table["path"], table["patient_id"])})
+    ids = patient_ids(data)
     rows = []
     for label, sites in ((1, NON_FRONTAL_SITES), (0, FRONTAL_SITES)):
         for site, folder in sites.items():
@@ -126,13 +135,15 @@ def non_frontal_list(data: Path, out_csv: Path, leave_out: tuple = ()) -> Path:
             for path in walk_archive(data / folder):
                 if site.startswith("nih") and ids.get(path.name) in demo:
                     continue
-                rows.append({"path": str(path), "label": label, "patient_id": _film_patient(site, path, ids), "site": site})
+                patient = _film_patient(site, path, ids)
+                if patient not in leave_out_patients:
+                    rows.append({"path": str(path), "label": label, "patient_id": patient, "site": site})
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(out_csv, index=False)
     return out_csv
 
 
-def upright_list(data: Path, bundle: Path, out_csv: Path, leave_out: tuple = ()) -> Path:
+def upright_list(data: Path, bundle: Path, out_csv: Path, leave_out: tuple = (), leave_out_patients: tuple = ()) -> Path:
     """Real upright adult frontal films the bundle was not trained on (path,site), to calibrate its threshold:
     its own validation split's frontal films (from its training manifest, adults where the age is known) and,
     for a detector trained on NIH only, every Hannover film and every adult ieee frontal film."""
@@ -158,6 +169,9 @@ def upright_list(data: Path, bundle: Path, out_csv: Path, leave_out: tuple = ())
             rows += [{"path": str(p), "site": site} for p in sorted((data / FRONTAL_SITES[site]).iterdir())
                      if p.is_file() and adult(str(p))]
     rows = [r for r in rows if r["site"] not in leave_out]
+    if leave_out_patients:
+        ids = patient_ids(data)
+        rows = [r for r in rows if _film_patient(r["site"], Path(r["path"]), ids) not in leave_out_patients]
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(out_csv, index=False)
     return out_csv
@@ -249,6 +263,8 @@ def main(argv=None) -> int:
     parser.add_argument("--leave-out", nargs="*", default=[],
                         help="sites left out of training and calibration (leave-one-site-out measurements); "
                              "such bundles are not published to data_manifests/")
+    parser.add_argument("--leave-out-patients", nargs="*", default=[],
+                        help="patients (e.g. ieee:13) left out of training and calibration: folds within a collection")
     parser.add_argument("--calibrate-only", action="store_true", help="recalibrate the bundles in --out, no training")
     args = parser.parse_args(argv)
 
@@ -260,9 +276,10 @@ def main(argv=None) -> int:
         record_recall_curve(bundle, args.data)
         from detectors.calibration import calibrate_bundle
 
-        uprights = upright_list(args.data, bundle, tmp / f"uprights_{kind}.csv", tuple(args.leave_out))
+        uprights = upright_list(args.data, bundle, tmp / f"uprights_{kind}.csv", tuple(args.leave_out),
+                                tuple(args.leave_out_patients))
         calibrate_bundle(bundle, uprights, args.target_fpr, workers=2)
-        if not args.leave_out:
+        if not (args.leave_out or args.leave_out_patients):
             print(f"{kind}: manifest {publish_manifest(bundle, kind, args.data)}")
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
@@ -281,7 +298,8 @@ def train_default(kind: str, bundle: Path, args, tmp: Path):
     if bundle.exists():
         shutil.rmtree(bundle)
     if settings.get("labelled"):
-        labels = non_frontal_list(args.data, tmp / f"{kind}_labels.csv", tuple(args.leave_out))
+        labels = non_frontal_list(args.data, tmp / f"{kind}_labels.csv", tuple(args.leave_out),
+                                  tuple(args.leave_out_patients))
         det = detectors.train("custom", labels=labels, out=bundle, name=kind, nuisances=settings["nuisances"],
                               gate=settings["gate"], **common)
     else:
