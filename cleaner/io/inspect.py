@@ -50,7 +50,7 @@ def inspect_paths(paths: Iterable[str | os.PathLike], workers: int = 1, on_row=N
     stats = WalkStats()
     rows = []
     for row in bounded_ordered_map(inspect_file, iter_candidates(paths, stats), workers, chunksize=4, ahead=64,
-                                   on_crash=_crashed):
+                                   on_crash=_crashed, isolate=True):
         rows.append({c: row.get(c) for c in COLUMNS})
         if on_row:
             on_row(rows[-1])

@@ -127,18 +127,21 @@ class _Pool:
 
 
 def bounded_ordered_map(func: Callable, items: Iterable, workers: int, chunksize: int, ahead: int,
-                        on_crash: Callable | None = None, timeout: float | None = -1) -> Iterator:
+                        on_crash: Callable | None = None, timeout: float | None = -1, isolate: bool = False) -> Iterator:
     """``map(func, items)`` in order, with back-pressure: at most ``ahead`` items are submitted but not yet
     consumed, so memory does not grow with the input when decoding is faster than what consumes it.
 
     A dead or hung worker is survived as the module docstring says; ``on_crash(item, why)`` stands for the result
     of an item that killed its worker (or hung) twice (``WorkerCrashError`` without it). ``timeout``: seconds per
-    item (default ``item_timeout()``; None: no limit); with one worker the map runs in this process, unlimited."""
+    item (default ``item_timeout()``; None: no limit). With one worker the map runs in this process, unprotected,
+    unless ``isolate``: then in one worker process, so that a file which crashes or hangs its decoder is reported
+    like any other (what a scan of an archive needs whatever ``--workers`` says)."""
     limit = item_timeout() if timeout == -1 else timeout
-    if workers <= 1:
+    if workers <= 1 and not isolate:
         for item in items:
             yield func(item)
         return
+    workers = max(1, int(workers))
     ahead = max(int(ahead), chunksize + 1)
     if getattr(func, "__module__", "").startswith("cleaner."):
         preload(func.__module__)

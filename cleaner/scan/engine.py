@@ -51,7 +51,8 @@ def score_batch(detector_set, batch: list[dict], batch_size: int) -> list[dict]:
 
 
 class LocalEngine:
-    """Decoding in ``workers`` processes of this machine (bounded read-ahead), scoring in this process."""
+    """Decoding in ``workers`` processes of this machine (bounded read-ahead), scoring in this process. Even one
+    worker is a process of its own: a file that crashes or hangs its decoder must not take the scan with it."""
 
     name = "local"
 
@@ -62,7 +63,8 @@ class LocalEngine:
         """(decoded films, their scores) a batch at a time, in the order of ``tasks``."""
         ahead = max(4 * self.batch_size, 4 * self.workers * self.chunksize)
         batch: list[dict] = []
-        for result in bounded_ordered_map(decode_for_scan, tasks, self.workers, self.chunksize, ahead, crashed):
+        for result in bounded_ordered_map(decode_for_scan, tasks, self.workers, self.chunksize, ahead, crashed,
+                                          isolate=True):
             batch.append(result)
             if len(batch) >= self.batch_size:
                 yield batch, score_batch(detector_set, batch, self.batch_size)

@@ -68,15 +68,17 @@ except WorkerCrashError as exc:
     assert got["error"].startswith("3: worker exited with status 3"), got
 
 
-def test_an_item_that_hangs_its_worker_is_named_after_the_time_limit_and_the_rest_are_read():
+@pytest.mark.parametrize("workers,isolate", [(2, False), (1, True)])
+def test_an_item_that_hangs_its_worker_is_named_after_the_time_limit_and_the_rest_are_read(workers, isolate):
     """A decoder stuck on a crafted file (ignoring SIGTERM) must not stop the map: after the limit per item its
-    worker is killed, the window read again one item at a time, and only the file that hangs again is reported."""
-    got = run_child("""
+    worker is killed, the window read again one item at a time, and only the file that hangs again is reported.
+    ``isolate``: one worker, still a process of its own (in this process the map would hang for good)."""
+    got = run_child(f"""
 import time
 started = time.perf_counter()
-out = list(bounded_ordered_map(crashers.hang_on_four, range(12), workers=2, chunksize=2, ahead=6,
-                               on_crash=lambda item, why: ["hung", item, why], timeout=1.5))
-print(json.dumps({"out": out, "seconds": time.perf_counter() - started}))
+out = list(bounded_ordered_map(crashers.hang_on_four, range(12), workers={workers}, chunksize=2, ahead=6,
+                               on_crash=lambda item, why: ["hung", item, why], timeout=1.5, isolate={isolate}))
+print(json.dumps({{"out": out, "seconds": time.perf_counter() - started}}))
 """, timeout=120)
     expected = [2 * x for x in range(12)]
     expected[4] = ["hung", 4, "hung (no result within 1.5 s; its worker was killed)"]

@@ -25,9 +25,9 @@ def read_rows(path: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def scan_cmd(archive: Path, out: Path, bundles: Path, *extra) -> list[str]:
+def scan_cmd(archive: Path, out: Path, bundles: Path, *extra, workers: str = "2") -> list[str]:
     return [sys.executable, "-m", "cleaner", "scan", str(archive), "--out", str(out), "--detectors", str(bundles),
-            "--workers", "2", "--batch-size", "2", "--quiet", *extra]
+            "--workers", workers, "--batch-size", "2", "--quiet", *extra]
 
 
 def hostile_env(subprocess_env: dict, **extra) -> dict:
@@ -72,17 +72,20 @@ def wait_for(predicate, proc, seconds=180):
     return False
 
 
-@pytest.mark.parametrize("name,why", [
-    ("crash_me.png", "worker killed by signal 9 (SIGKILL)"),  # a native decoder's crash
-    ("hang_me.png", "hung (no result within 3 s; its worker was killed)"),  # a decoder looping, deaf to SIGTERM
+@pytest.mark.parametrize("name,why,workers", [
+    ("crash_me.png", "worker killed by signal 9 (SIGKILL)", "2"),  # a native decoder's crash
+    ("hang_me.png", "hung (no result within 3 s; its worker was killed)", "2"),  # a decoder looping, deaf to SIGTERM
+    ("crash_me.png", "worker killed by signal 9 (SIGKILL)", "1"),  # one worker is still a process of its own
+    ("hang_me.png", "hung (no result within 3 s; its worker was killed)", "1"),
 ])
 def test_a_file_that_kills_or_hangs_its_decoder_is_an_error_row_and_the_scan_finishes(
-        built_archive, rule_bundles, tmp_path, subprocess_env, name, why):
+        built_archive, rule_bundles, tmp_path, subprocess_env, name, why, workers):
     archive = built_archive.root
     write_png(archive / "site1" / name, film(50))
     out = tmp_path / "out"
     env = hostile_env(subprocess_env, CXCLEAN_FILE_TIMEOUT="3")
-    done = subprocess.run(scan_cmd(archive, out, rule_bundles), env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(scan_cmd(archive, out, rule_bundles, workers=workers), env=env, capture_output=True,
+                          text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     errors = {r["path"]: r["error"] for r in read_rows(out / "errors.csv")}
     assert errors[f"site1/{name}"] == f"decoder crashed: {why}"
@@ -134,3 +137,18 @@ def test_ctrl_c_stops_quietly_and_resume_finishes_the_scan(built_archive, rule_b
     ref = reference(built_archive.root, rule_bundles, tmp_path)
     for name in OUTPUTS:
         assert (out / name).read_text() == (ref / name).read_text(), name
+
+
+def test_inspect_with_one_worker_reports_a_file_that_crashes_its_decoder(tmp_path, subprocess_env):
+    """``cxclean inspect`` decodes in one worker process by default: a crashing decoder is a row, not the end."""
+    folder = tmp_path / "films"
+    write_png(folder / "crash_me.png", film(50))
+    write_png(folder / "ok.png", film(60))
+    table = tmp_path / "inspect.csv"
+    done = subprocess.run([sys.executable, "-m", "cleaner", "inspect", str(folder), "--csv", str(table), "-q"],
+                          env=hostile_env(subprocess_env), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {Path(r["path"]).name: r for r in read_rows(table)}
+    assert rows["ok.png"]["status"] == "ok"
+    assert rows["crash_me.png"]["status"] == "error"
+    assert "worker killed by signal 9" in rows["crash_me.png"]["error"]
