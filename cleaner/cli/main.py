@@ -23,8 +23,9 @@ from cleaner.io.errors import CxcleanError  # noqa: E402
 
 #: the exit status of every error a user can act on (a bad file, setting or folder); Click's usage errors share it
 USER_ERROR = 2
-#: commands that load Keras (its import is done up front, quietly)
-MODEL_COMMANDS = {"scan", "train-detector", "evaluate", "calibrate", "review", "demo"}
+#: commands that load Keras (its import, ~6 s, is done up front, quietly); ``review build`` does it itself unless
+#: ``--no-saliency``, so that the review commands that need no model (apply, a page without overlays) start at once
+MODEL_COMMANDS = {"scan", "train-detector", "evaluate", "calibrate", "demo"}
 
 
 class CxcleanGroup(click.Group):

@@ -51,6 +51,10 @@ def review_build(scan_out, workers, saliency_method, legacy_method, no_saliency,
     prepares only films that are new (a resumed or extended scan) or changed."""
     from cleaner.review.build import build_review
 
+    if not no_saliency:  # overlays load the detectors: Keras's import, quietly, as every model command does
+        from cleaner.io.quiet import import_keras_quietly
+
+        import_keras_quietly()
     res = build_review(scan_out, workers=workers, saliency=not no_saliency, contact_sheets=contact_sheets,
                        saliency_method=legacy_method or saliency_method, rebuild=rebuild)
     parts = ", ".join(f"{r}: {n}" for r, n in res.sections.items()) or "nothing flagged"

@@ -188,3 +188,21 @@ def test_labels_keep_archive_paths_not_link_targets(tmp_path):
     (out / "summary.json").write_text(json.dumps(summary))
     apply_review(out, confirm_reasons=["inversion"])
     assert set(labels(out)) == {str(link / "siteA/p002_a.png"), str(link / "siteA/p004.png")}
+
+
+def test_review_commands_without_a_model_do_not_import_keras(scan):
+    """``review apply`` and ``review build --no-saliency`` need no model: they must not pay Keras's ~6 s import
+    (a fresh Python, since this test process may have imported Keras already)."""
+    import subprocess
+    import sys
+
+    archive, out = scan
+    code = ("import json, sys\nfrom cleaner.cli.main import main\n"
+            "for args in (['review', 'apply', sys.argv[1]], ['review', 'build', sys.argv[1], '--no-saliency', "
+            "'--workers', '1', '--no-contact-sheets']):\n"
+            "    try:\n        main(args)\n    except SystemExit as exc:\n        assert not exc.code, (args, exc.code)\n"
+            "print(json.dumps({'keras': 'keras' in sys.modules, 'tensorflow': 'tensorflow' in sys.modules}))\n")
+    done = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"keras": False, "tensorflow": False}
+    assert (out / "review" / "index.html").is_file() and (out / "exclusions_final.csv").is_file()
