@@ -19,9 +19,10 @@ from contextlib import contextmanager
 from typing import Iterable, Iterator
 
 from cleaner import __version__
+from cleaner.io.parallel import bounded_ordered_map, item_timeout
 from cleaner.scan.config import ScanError
 from cleaner.scan.detector_set import DetectorSet, load_scan_detectors
-from cleaner.scan.engine import decode_for_scan, score_batch
+from cleaner.scan.engine import crashed, decode_for_scan, score_batch
 
 RAY_MISSING = 'the Ray engine needs Ray, an optional extra: pip install "cxclean[ray]"'
 
@@ -36,13 +37,17 @@ def import_ray():
     return ray
 
 
-def decode_block(block, specs: tuple):
-    """CPU task: ``decode_for_scan`` for each film of a block of paths. A result (metadata, the model inputs or
-    the error) travels pickled: it is the local engine's dict, whatever its shapes."""
+def decode_block(block, specs: tuple, timeout: float | None = None):
+    """CPU task: ``decode_for_scan`` for each film of a block of paths, in one worker process of the task's own
+    (``isolate``), so that a file which crashes or hangs its decoder (``timeout`` seconds, the driver's limit) is
+    an error row, as with the local engine, instead of a task Ray retries until the scan fails. A result
+    (metadata, the model inputs or the error) travels pickled: it is the local engine's dict, whatever its shapes."""
     import pyarrow as pa
 
-    films = [pickle.dumps(decode_for_scan((rel, path, specs)), protocol=pickle.HIGHEST_PROTOCOL)
-             for rel, path in zip(block["rel"].to_pylist(), block["path"].to_pylist())]
+    tasks = [(rel, path, specs) for rel, path in zip(block["rel"].to_pylist(), block["path"].to_pylist())]
+    results = bounded_ordered_map(decode_for_scan, tasks, 1, chunksize=4, ahead=max(8, len(tasks)), on_crash=crashed,
+                                  timeout=timeout, isolate=True)
+    films = [pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL) for result in results]
     return pa.table({"seq": block["seq"], "film": pa.array(films, type=pa.large_binary())})
 
 
@@ -176,7 +181,7 @@ class RayEngine:
         size, actor_resources = pool_options(ray.cluster_resources(), nodes, self.actors)
         ds = ray.data.from_arrow(tables)
         ds = ds.map_batches(decode_block, batch_size=None, batch_format="pyarrow",
-                            fn_kwargs={"specs": tuple(detector_set.specs)}, num_cpus=1)
+                            fn_kwargs={"specs": tuple(detector_set.specs), "timeout": item_timeout()}, num_cpus=1)
         ds = ds.map_batches(
             ScoreFilms, batch_size=self.batch_size, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=size),
             fn_constructor_kwargs=dict(bundles=[str(d.detector.path) for d in members],

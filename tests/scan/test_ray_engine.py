@@ -18,22 +18,25 @@ from cleaner.scan import ScanError, scan_archive
 from cleaner.scan import folder as so
 from cleaner.scan.folder import CONFIG_FILE, JOURNAL_FILE
 from cleaner.scan.runner import DELAY_ENV
+from archive_builder import film, write_png
 from scan_kill import journalled_rows, kill_when_journalled
 
 REPO = Path(__file__).resolve().parents[2]
+#: workers that load it die on a file named crash_me and hang on one named hang_me (tests/helpers/crash_site)
+CRASH_SITE = REPO / "tests" / "helpers" / "crash_site"
 MIN_AGE = 10
 
 
 @pytest.fixture(scope="module")
 def ray_cluster():
     """One local Ray for the module (2 CPUs, no dashboard, a small object store); its address. Its workers import
-    this checkout (PYTHONPATH is read when Ray starts them). Skipped without Ray, except in CI, which installs it."""
+    this checkout and ``crash_site`` (PYTHONPATH is read when Ray starts them). Skipped without Ray, except in CI, which installs it."""
     if os.environ.get("CXCLEAN_REQUIRE_RAY"):
         import ray
     else:
         ray = pytest.importorskip("ray", reason='the Ray engine needs the ray extra: pip install -e ".[ray]"')
     old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), old) if p)
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(CRASH_SITE), str(REPO), old) if p)
     ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=100 * 2**20,
              log_to_driver=False, logging_level="WARNING")
     try:
@@ -95,6 +98,27 @@ def test_ray_gives_the_local_engines_outputs(built_archive, rule_bundles, ray_cl
     assert bad["status"] == "error" and "truncated" in bad["error"] and bad["rotation_score"] == ""
     assert bad["excluded"] == "False"
     assert rows["site1/2020/rot90.png"]["turn_upright_cw"] == "90"  # turned upright on the worker too
+
+
+def test_a_file_that_kills_or_hangs_its_decoder_on_a_worker_is_an_error_row(built_archive, rule_bundles, ray_cluster,
+                                                                              tmp_path, monkeypatch):
+    """A Ray task decodes in a process of its own: a file that crashes its decoder (every retry would too) or
+    hangs it (past the driver's CXCLEAN_FILE_TIMEOUT) is an error row, and the scan finishes with every other row."""
+    ref = tmp_path / "local"
+    scan(built_archive, ref, rule_bundles, workers=2, batch_size=4)
+    write_png(built_archive.root / "site1" / "crash_me.png", film(50))
+    write_png(built_archive.root / "site1" / "hang_me.png", film(51))
+    monkeypatch.setenv("CXCLEAN_FILE_TIMEOUT", "3")
+    out = tmp_path / "ray"
+    summary = scan(built_archive, out, rule_bundles, engine="ray", batch_size=3)
+    errors = {r["path"]: r["error"] for r in read_csv(out / so.ERRORS_FILE)}
+    assert errors["site1/crash_me.png"] == "decoder crashed: worker killed by signal 9 (SIGKILL)"
+    assert errors["site1/hang_me.png"] == "decoder crashed: hung (no result within 3 s; its worker was killed)"
+    hostile = {"site1/crash_me.png", "site1/hang_me.png"}
+    got = [r for r in read_csv(out / so.SCORES_FILE) if r["path"] not in hostile]
+    want = read_csv(ref / so.SCORES_FILE)
+    assert [r["path"] for r in got] == [r["path"] for r in want] and summary["errors"] == len(hostile) + sum(
+        1 for r in want if r["status"] == "error")
 
 
 def ray_workers(name: str) -> dict[int, str]:
