@@ -29,8 +29,13 @@ def films(archive: Path | None, n: int, spec):
     from cleaner.io.images import read_or_error
     from cleaner.io.preprocess import preprocess
 
-    paths = sorted(archive.rglob("*.png"))[: 4 * n] if archive else []
-    out = [preprocess(read_or_error(p)[0].pixels, spec) for p in paths if read_or_error(p)[0] is not None][:n]
+    out = []
+    for path in sorted(archive.rglob("*.png")) if archive else []:
+        loaded, _ = read_or_error(path)  # each file decoded once; unreadable ones (the corrupt files) passed over
+        if loaded is not None:
+            out.append(preprocess(loaded.pixels, spec))
+        if len(out) == n:
+            break
     if len(out) < n:
         rng = np.random.default_rng(0)
         out += list(rng.random((n - len(out), spec.size, spec.size, 1), dtype=np.float32))
