@@ -1,12 +1,12 @@
 """What a scan's decode workers spend per file, by stage and by folder of the archive: CPU milliseconds of reading
 (PNG/JPEG decoding, DICOM decompression and LUTs), of the resize to each input size, and of the percentile stretches
-the default detectors' input specs ask for.
+the default detectors' input specs ask for, and of trimming uniform bars (``content_box``).
 
     PYTHONPATH=$PWD python benchmarks/decode_profile.py [/tmp/cxdev/archive] [--repeat 3]
 
 CPU time of this one process (``time.process_time``), not wall time, so that the profile holds on a shared machine;
 each figure is the least of ``--repeat`` passes. One pass runs the stages as ``decode_for_scan`` does
-(``read_or_error``, then ``preprocess_all``'s one resize per size and one stretch per spec).
+(``read_or_error``, then ``preprocess_all``'s one trim, one resize per size and one stretch per spec).
 """
 from __future__ import annotations
 
@@ -20,11 +20,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cleaner.io.images import read_or_error  # noqa: E402
-from cleaner.io.preprocess import InputSpec, _normalise, resize_square  # noqa: E402
+from cleaner.io.preprocess import InputSpec, _normalise, content_box, crop, resize_square  # noqa: E402
 from cleaner.io.walker import WalkStats, walk_archive  # noqa: E402
 from detectors.bundle import default_bundles_dir  # noqa: E402
 
-STAGES = ("read", "resize", "stretch")
+STAGES = ("read", "trim", "resize", "stretch")
 
 
 def default_specs() -> list[InputSpec]:
@@ -47,12 +47,17 @@ def one_pass(root: Path, files: list[Path], specs: list[InputSpec]) -> dict:
         where["read"] += clock() - t
         if loaded is None:
             continue
-        for size in sorted({s.size for s in specs}):
+        framed = {"keep": loaded.pixels}
+        if any(s.borders == "trim" for s in specs):
             t = clock()
-            resized = resize_square(loaded.pixels, size)
+            framed["trim"] = crop(loaded.pixels, content_box(loaded.pixels))
+            where["trim"] += clock() - t
+        for size, borders in sorted({(s.size, s.borders) for s in specs}):
+            t = clock()
+            resized = resize_square(framed[borders], size)
             where["resize"] += clock() - t
             t = clock()
-            for spec in (s for s in specs if s.size == size):
+            for spec in (s for s in specs if (s.size, s.borders) == (size, borders)):
                 _normalise(resized, spec)
             where["stretch"] += clock() - t
     return spent

@@ -11,7 +11,7 @@ import math
 import re
 from pathlib import Path
 
-from cleaner.io.preprocess import NORMALISATIONS
+from cleaner.io.preprocess import BORDERS, NORMALISATIONS
 
 #: the ``format_version`` this cxclean writes and reads
 FORMAT_VERSION = 1
@@ -48,6 +48,8 @@ def _input_problems(spec) -> list[str]:
     if spec.get("normalisation", "percentile") not in NORMALISATIONS:
         problems.append(f"input.normalisation: must be one of {', '.join(NORMALISATIONS)}, "
                         f"not {spec.get('normalisation')!r}")
+    if spec.get("borders", "keep") not in BORDERS:
+        problems.append(f"input.borders: must be one of {', '.join(BORDERS)}, not {spec.get('borders')!r}")
     low, high = spec.get("low_pct", 0.5), spec.get("high_pct", 99.5)
     if not (_is_number(low) and _is_number(high) and 0 <= low < high <= 100):
         problems.append(f"input: percentiles must be numbers with 0 <= low_pct < high_pct <= 100, not {low!r}, {high!r}")

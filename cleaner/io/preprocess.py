@@ -11,6 +11,13 @@ import numpy as np
 from PIL import Image
 
 NORMALISATIONS = ("percentile", "none")
+#: ``InputSpec.borders``: "trim" cuts uniform bars off the film's edges before the resize, "keep" does not (the
+#: reading of bundles written before borders were trimmed: their ``input`` has no ``borders``)
+BORDERS = ("trim", "keep")
+#: a bar is a run of edge rows (columns) in which at least BAR_FILL of the pixels lie within BAR_TOLERANCE of the
+#: edge's own median value; trimmed when at least BAR_MIN of the side, never beyond BAR_MAX of it, and never when
+#: less than CONTENT_MIN of the side would be left (a blank or nearly blank image stays as it is)
+BAR_TOLERANCE, BAR_FILL, BAR_MIN, BAR_MAX, CONTENT_MIN = 0.04, 0.98, 0.02, 0.4, 0.3
 
 
 @dataclass(frozen=True)
@@ -20,13 +27,17 @@ class InputSpec:
     The image is resized to a square (no padding, so the position of black bars cannot give a
     rotation away) and, with ``percentile``, its 0.5th-99.5th percentiles are stretched to
     [0, 1] so that exposure differences between hospitals matter less. The stretch is symmetric
-    under inversion, so an inverted film stays exactly ``1 - x`` after it.
+    under inversion, so an inverted film stays exactly ``1 - x`` after it. With ``borders="trim"``
+    uniform bars at the edges (a letterboxed export, a scanner's frame) are cut off first
+    (``content_box``): stretched into the square they made a frontal film look like something else,
+    and they shift the percentiles (docs/decisions/0011-trim-uniform-borders.md).
     """
 
     size: int = 256
     normalisation: str = "percentile"
     low_pct: float = 0.5
     high_pct: float = 99.5
+    borders: str = "trim"
 
     def __post_init__(self):
         if self.size < 16:
@@ -35,13 +46,16 @@ class InputSpec:
             raise ValueError(f"normalisation must be one of {NORMALISATIONS}, not {self.normalisation!r}")
         if not 0 <= self.low_pct < self.high_pct <= 100:
             raise ValueError(f"percentiles must be 0 <= low < high <= 100, not {self.low_pct}, {self.high_pct}")
+        if self.borders not in BORDERS:
+            raise ValueError(f"borders must be one of {BORDERS}, not {self.borders!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "InputSpec":
-        return cls(**{k: data[k] for k in ("size", "normalisation", "low_pct", "high_pct") if k in data})
+        fields = {k: data[k] for k in ("size", "normalisation", "low_pct", "high_pct") if k in data}
+        return cls(**fields, borders=data.get("borders", "keep"))
 
 
 def resize_square(pixels: np.ndarray, size: int) -> np.ndarray:
@@ -52,19 +66,77 @@ def resize_square(pixels: np.ndarray, size: int) -> np.ndarray:
 
 def preprocess(pixels: np.ndarray, spec: InputSpec) -> np.ndarray:
     """A decoded [0, 1] greyscale image to the model input for ``spec``: float32 (size, size, 1)."""
-    return _normalise(resize_square(pixels, spec.size), spec)
+    return preprocess_all(pixels, [spec])[0]
 
 
 def preprocess_all(pixels: np.ndarray, specs) -> list[np.ndarray]:
-    """``preprocess`` for each of ``specs``, resizing the image once per distinct size: specs that differ only
-    in their stretch (inversion's 5-95 beside rotation's 0.5-99.5, both at 128 px) share the costly resize."""
-    resized: dict[int, np.ndarray] = {}
+    """``preprocess`` for each of ``specs``, trimming once and resizing once per distinct size and borders: specs
+    that differ only in their stretch (inversion's 5-95 beside rotation's 0.5-99.5, both at 128 px) share the
+    costly resize."""
+    framed = {"keep": pixels}
+    resized: dict[tuple, np.ndarray] = {}
     out = []
     for spec in specs:
-        if spec.size not in resized:
-            resized[spec.size] = resize_square(pixels, spec.size)
-        out.append(_normalise(resized[spec.size], spec))
+        if spec.borders not in framed:
+            framed[spec.borders] = crop(pixels, content_box(pixels))
+        key = (spec.size, spec.borders)
+        if key not in resized:
+            resized[key] = resize_square(framed[spec.borders], spec.size)
+        out.append(_normalise(resized[key], spec))
     return out
+
+
+def crop(pixels: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    top, bottom, left, right = box
+    return pixels[top:bottom, left:right]
+
+
+def content_box(pixels: np.ndarray) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of ``pixels`` inside the uniform bars at its edges, the whole image when
+    there are none. Read on every ``step``-th pixel (at most ~512 per side, ~0.3 ms) and kept conservative: a
+    row between the last bar row read and the first content row stays. Rows first, then the columns of the
+    rows kept, then the rows again within the kept columns, so bars on all four sides go; each side's bar is
+    measured against that edge's own value, so black and white bars alike and the box of an inverted or
+    mirrored film is the inverted or mirrored box."""
+    h, w = pixels.shape
+    step = max(1, max(h, w) // 512)
+    small = pixels[::step, ::step]
+    sh, sw = small.shape
+    top, bottom, left, right = 0, sh, 0, sw
+    for axis in (0, 1, 0):
+        if axis == 0:
+            top, bottom = _bars(small[:, left:right], top, bottom)
+        else:
+            left, right = _bars(small[top:bottom].T, left, right)
+    full_top = (top - 1) * step + 1 if top else 0
+    full_left = (left - 1) * step + 1 if left else 0
+    full_bottom = bottom * step if bottom < sh else h
+    full_right = right * step if right < sw else w
+    return full_top, full_bottom, full_left, full_right
+
+
+def _bars(rows: np.ndarray, start: int, stop: int) -> tuple[int, int]:
+    """``(start, stop)`` moved past the uniform bars at either end of the rows ``rows[start:stop]``."""
+    n = len(rows)
+    limit = int(BAR_MAX * n)
+    lead = _bar_length(rows[start : start + limit])
+    trail = _bar_length(rows[max(stop - limit, start) : stop][::-1])
+    lead, trail = (lead if lead >= BAR_MIN * n else 0), (trail if trail >= BAR_MIN * n else 0)
+    if (stop - trail) - (start + lead) < CONTENT_MIN * n:
+        return start, stop
+    return start + lead, stop - trail
+
+
+def _bar_length(edge: np.ndarray) -> int:
+    """How many leading rows of ``edge`` are uniform at the value of its first row."""
+    if not len(edge) or not edge.shape[1]:
+        return 0
+    value = np.median(edge[0])
+    need = BAR_FILL * edge.shape[1]
+    if np.count_nonzero(np.abs(edge[0] - value) <= BAR_TOLERANCE) < need:
+        return 0  # most films: the edge row itself is not uniform, nothing more to read
+    uniform = np.count_nonzero(np.abs(edge - value) <= BAR_TOLERANCE, axis=1) >= need
+    return len(uniform) if uniform.all() else int(np.argmin(uniform))
 
 
 def _normalise(x: np.ndarray, spec: InputSpec) -> np.ndarray:

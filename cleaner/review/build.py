@@ -179,7 +179,7 @@ def _prepare(todo: list, images: dict, overlays: OverlayWriter, workers: int, pr
             entry["thumb"] = entry["asset"]["thumb"]
             for reason, x in res["inputs"].items():
                 k = scored_turn(entry, overlays.detectors[reason])
-                overlays.add(reason, rel, np.rot90(x, k).copy() if k else x, res["thumb"], k)
+                overlays.add(reason, rel, np.rot90(x, k).copy() if k else x, res["frames"][reason], k)
         overlays.flush_all()
         overlays.finish()
     finally:

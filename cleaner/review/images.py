@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from cleaner.io.images import read_or_error
-from cleaner.io.preprocess import InputSpec, preprocess_all
+from cleaner.io.preprocess import InputSpec, content_box, preprocess_all
 
 #: longest side of a page thumbnail / overlay, pixels
 THUMB_SIZE = 256
@@ -62,7 +62,23 @@ def prepare_image(task: tuple) -> dict:
             Image.fromarray(to_uint8(shown)).save(full_path, quality=FULL_QUALITY)
         thumb = thumb_array(shown, THUMB_SIZE)
         Image.fromarray(to_uint8(thumb)).save(thumb_path, quality=85)
-        inputs = dict(zip(specs, preprocess_all(pixels, [InputSpec.from_dict(spec) for spec in specs.values()])))
+        parsed = {reason: InputSpec.from_dict(spec) for reason, spec in specs.items()}
+        inputs = dict(zip(parsed, preprocess_all(pixels, list(parsed.values()))))
+        box = content_box(pixels) if any(s.borders == "trim" for s in parsed.values()) else None
+        frames = {reason: framed(thumb, pixels.shape, box if s.borders == "trim" else None)
+                  for reason, s in parsed.items()}
     except Exception as exc:
         return {"ok": False, "error": f"thumbnail or model input failed: {type(exc).__name__}: {exc}"}
-    return {"ok": True, "thumb": thumb, "inputs": inputs}
+    return {"ok": True, "thumb": thumb, "inputs": inputs, "frames": frames}
+
+
+def framed(thumb: np.ndarray, shape: tuple, box: tuple | None) -> np.ndarray:
+    """The part of ``thumb`` that a model input trimmed to ``box`` (of a film of ``shape``) shows: an overlay
+    drawn on it puts the heat map and the marks where the model saw them."""
+    if box is None:
+        return thumb
+    th, tw = thumb.shape
+    h, w = shape
+    top, bottom = round(box[0] * th / h), max(round(box[1] * th / h), round(box[0] * th / h) + 1)
+    left, right = round(box[2] * tw / w), max(round(box[3] * tw / w), round(box[2] * tw / w) + 1)
+    return thumb[top:bottom, left:right]

@@ -42,7 +42,7 @@ class ScanDetector:
             "name": d.name, "kind": d.kind, "version": d.version, "threshold": self.threshold,
             "threshold_source": self.threshold_source,
             "bundle_path": str(Path(d.path).resolve()) if d.path is not None else "",
-            "input_size": d.input_spec.size, "gate": bool(d.info.get("gate")),
+            "input_size": d.input_spec.size, "input_borders": d.input_spec.borders, "gate": bool(d.info.get("gate")),
         }
 
 

@@ -66,7 +66,8 @@ BASE_COLUMNS = [
     "path", "status", "error", "format", "photometric", "width", "height", "age_years", "age_source",
     "sex", "view_position", "body_part", "modality", "patient_id", "study_uid", "notes",
 ]
-DETECTOR_COLUMNS = ["name", "kind", "version", "threshold", "threshold_source", "bundle_path", "input_size", "gate"]
+DETECTOR_COLUMNS = ["name", "kind", "version", "threshold", "threshold_source", "bundle_path", "input_size", "input_borders",
+                    "gate"]
 ERROR_COLUMNS = ["path", "error"]
 LABEL_COLUMNS = ["path", "label"]
 #: exclusions_final.csv adds these to exclusions.csv's columns

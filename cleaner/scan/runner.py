@@ -144,7 +144,7 @@ class ScanRun:
         return {
             "format": 3, "archive": str(self.target.target), "source_kind": self.target.kind, **settings,
             "metadata_table": self.metadata.describe() if self.metadata is not None else None,
-            "detectors_used": [{k: r[k] for k in ("name", "version", "threshold", "threshold_source")}
+            "detectors_used": [{k: r[k] for k in ("name", "version", "threshold", "threshold_source", "input_borders")}
                                for r in self.detectors.rows()],
             "turn_upright_by": self.detectors.rotation.name if self.detectors.rotation is not None else None,
             "speed": {k: getattr(self.config, k) for k in ScanConfig.SPEED_FIELDS},

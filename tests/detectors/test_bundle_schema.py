@@ -47,6 +47,7 @@ DELETE = object()
     ({"input": {"size": "64"}}, "input.size", "whole number between 16 and 2048"),
     ({"input": {"low_pct": 60, "high_pct": 40}}, "input", "percentiles"),
     ({"input": {"normalisation": "zscore"}}, "input.normalisation", "one of"),
+    ({"input": {"borders": "pad"}}, "input.borders", "one of"),
     ({"input": [32]}, "input", "an object"),
     ({"model_file": "../../x/model.keras"}, "model_file", "a plain file name inside the bundle"),
     ({"model_file": "/etc/model.keras"}, "model_file", "a plain file name inside the bundle"),

@@ -190,12 +190,13 @@ def build_scan_output(tmp: Path, specs: list[ImageSpec] | None = None, threshold
     for n in names:
         bundle = Path(bundles[n]).resolve() if n in bundles else (Path(tmp) / "no_such_bundles" / n).resolve()
         version = f"{n}-000000000000"
-        size = 64
+        size, borders = 64, "keep"
         if (bundle / "detector.json").is_file():
             info = json.loads((bundle / "detector.json").read_text())
-            version, size = info["version"], info["input"]["size"]
+            version, size, borders = info["version"], info["input"]["size"], info["input"].get("borders", "keep")
         det_rows.append({"name": n, "kind": n, "version": version, "threshold": thresholds[n],
-                         "threshold_source": "bundle", "bundle_path": str(bundle), "input_size": size})
+                         "threshold_source": "bundle", "bundle_path": str(bundle), "input_size": size,
+                         "input_borders": borders})
     pd.DataFrame(det_rows).to_csv(out / "detectors.csv", index=False)
     per_reason: dict = {}
     for r in excl["reasons"]:
@@ -270,7 +271,8 @@ def scan_output_for_existing(tmp: Path, archive: Path, flagged: dict, min_age: f
     scores[scores["excluded"] == "True"][["path", "reasons", "rotation_score", "age_years"]].to_csv(out / "exclusions.csv", index=False)
     pd.DataFrame(columns=["path", "error"]).to_csv(out / "errors.csv", index=False)
     pd.DataFrame([{"name": "rotation", "kind": "rotation", "version": "rotation-000000000000", "threshold": 0.5,
-                   "threshold_source": "bundle", "bundle_path": str(Path(tmp) / "none"), "input_size": 256}]
+                   "threshold_source": "bundle", "bundle_path": str(Path(tmp) / "none"), "input_size": 256,
+                   "input_borders": "keep"}]
                  ).to_csv(out / "detectors.csv", index=False)
     (out / "summary.json").write_text(json.dumps({"archive": str(Path(archive).resolve()), "out": str(out), "files": len(rows),
                                                   "ok": len(rows), "errors": 0, "excluded": int((scores["excluded"] == "True").sum()),

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from cleaner.io.preprocess import InputSpec, percentiles, preprocess, resize_square
+from cleaner.io.preprocess import InputSpec, content_box, crop, percentiles, preprocess, resize_square
 from imagegen import phantom
 
 
@@ -53,6 +53,63 @@ def test_preprocess_all_is_preprocess_per_spec_with_one_resize_per_size(monkeypa
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
     assert not np.shares_memory(got[0], got[3])
+
+
+def _boxed(film: np.ndarray, top: int, bottom: int, left: int, right: int, value: float = 0.0) -> np.ndarray:
+    return np.pad(film, ((top, bottom), (left, right)), constant_values=value)
+
+
+def test_uniform_bars_are_cut_off_on_every_side_black_or_white():
+    film = phantom(120, 90)
+    boxed = np.pad(_boxed(film, 30, 18, 0, 0), ((0, 0), (12, 9)), constant_values=1.0)  # letterbox + white pillars
+    box = content_box(boxed)
+    assert box == (30, 30 + 120, 12, 12 + 90)
+    np.testing.assert_array_equal(crop(boxed, box), film)
+    # the film with bars is the film without them, to the model
+    np.testing.assert_array_equal(preprocess(boxed, InputSpec(size=64)), preprocess(film, InputSpec(size=64)))
+    # ... unless the bundle keeps them (bundles written before borders were trimmed)
+    assert not np.array_equal(preprocess(boxed, InputSpec(size=64, borders="keep")), preprocess(film, InputSpec(size=64)))
+
+
+def test_the_box_turns_inverts_and_mirrors_with_the_film():
+    boxed = _boxed(phantom(100, 80), 25, 10, 6, 14)
+    top, bottom, left, right = content_box(boxed)
+    h, w = boxed.shape
+    assert content_box(1 - boxed) == (top, bottom, left, right)
+    assert content_box(boxed[:, ::-1]) == (top, bottom, w - right, w - left)
+    assert content_box(boxed[::-1]) == (h - bottom, h - top, left, right)
+    assert content_box(boxed.T) == (left, right, top, bottom)
+
+
+def test_films_without_bars_thin_bars_and_blank_images_are_left_whole():
+    film = phantom(120, 90)
+    assert content_box(film) == (0, 120, 0, 90)  # noise at the edge: not a bar
+    thin = _boxed(film, 1, 1, 1, 1)  # under 2 % of a side: not worth a different input
+    assert content_box(thin) == (0, 122, 0, 92)
+    blank = np.zeros((200, 150), np.float32)
+    assert content_box(blank) == (0, 200, 0, 150)
+    mostly_bar = _boxed(phantom(40, 90), 80, 80, 0, 0)  # 80 % bars: too little film left to trust the cut
+    assert content_box(mostly_bar) == (0, 200, 0, 90)
+    speck = _boxed(film, 30, 0, 0, 0)
+    speck[5, 40] = 1.0  # one bright pixel in a bar (dust, a burned-in dot) does not stop the cut
+    assert content_box(speck)[0] == 30
+
+
+def test_large_films_are_read_sparsely_and_never_cut_into():
+    rng = np.random.default_rng(1)
+    film = np.clip(0.5 + 0.1 * rng.standard_normal((1500, 1200)), 0, 1).astype(np.float32)
+    boxed = _boxed(film, 301, 250, 0, 77)
+    top, bottom, left, right = content_box(boxed)
+    assert 301 - 3 <= top <= 301 and 301 + 1500 <= bottom <= 301 + 1500 + 3
+    assert left == 0 and 1200 <= right <= 1200 + 3  # the 77-px bar is 6 % of the width: cut, conservatively
+
+
+def test_spec_borders_round_trip_and_legacy_bundles_keep_them():
+    assert InputSpec().borders == "trim"
+    assert InputSpec.from_dict(InputSpec(size=64).to_dict()).borders == "trim"
+    assert InputSpec.from_dict({"size": 64}).borders == "keep"  # a bundle written before: what it was trained on
+    with pytest.raises(ValueError, match="borders"):
+        InputSpec(borders="pad")
 
 
 def _arrays():

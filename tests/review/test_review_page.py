@@ -361,3 +361,23 @@ def test_an_overlay_the_pool_cannot_draw_is_drawn_in_process_and_one_that_cannot
     writer.finish()
     assert good.is_file() and images["x.png"]["overlays"] == {"rotation": "a.jpg"} and writer.written == 1
     assert "overlays" not in images["y.png"] and len(warnings) == 1 and warnings[0].startswith("y.png: no rotation overlay")
+
+
+def test_an_overlay_of_a_trimmed_input_is_drawn_on_the_part_of_the_film_the_model_saw(tmp_path):
+    """A detector that trims uniform bars sees only the film inside them: its heat map (and any marks) is laid
+    on that part of the thumbnail, not stretched over the bars; a detector that keeps bars gets the whole film."""
+    import numpy as np
+
+    from cleaner.io.preprocess import InputSpec
+    from cleaner.review.images import prepare_image
+    from scan_output_builder import make_film
+
+    film = np.pad(make_film(3, 200), ((100, 60), (0, 0)))  # letterboxed: 360 x 200, content rows 100-300
+    Image.fromarray(film).save(tmp_path / "boxed.png")
+    specs = {"trims": InputSpec(size=64).to_dict(), "keeps": InputSpec(size=64, borders="keep").to_dict()}
+    res = prepare_image((tmp_path / "boxed.png", None, tmp_path / "t.jpg", None, specs))
+    assert res["ok"] and res["thumb"].shape == (256, 142)
+    trimmed = res["frames"]["trims"]
+    assert trimmed.shape == (142, 142)  # the 200 x 200 film inside the bars, at the thumbnail's scale
+    assert np.mean(trimmed[0] < 0.02) < 0.5 and np.mean(trimmed[-1] < 0.02) < 0.5  # no bar rows left in it
+    assert res["frames"]["keeps"] is res["thumb"]

@@ -391,3 +391,23 @@ def test_flag_budget_counts_the_flags_at_stricter_thresholds(built_archive, rule
     from cleaner.scan import format_summary
 
     assert "flag budget rotation" in format_summary(summary)
+
+
+def test_a_letterboxed_or_pillarboxed_film_scores_as_the_film_itself(rule_bundles, tmp_path):
+    """Exports that frame a film in bars (black or white) must not change what a detector says about it:
+    trimming bundles score the framed copies exactly as the film; detectors.csv says the bars were trimmed."""
+    from archive_builder import film, write_png
+
+    arch = tmp_path / "arch"
+    x = film(7, (120, 90))
+    write_png(arch / "film.png", x)
+    write_png(arch / "letterboxed.png", np.pad(x, ((40, 30), (0, 0))))
+    write_png(arch / "pillarboxed_white.png", np.pad(x, ((0, 0), (25, 25)), constant_values=1.0))
+    out = tmp_path / "out"
+    scan_archive(arch, out, detector_dirs=[rule_bundles], progress=False, workers=1, review=False)
+    rows = {r["path"]: r for r in read_csv(out / "scores.csv")}
+    for name in ("rotation", "inversion"):
+        want = float(rows["film.png"][f"{name}_score"])
+        for framed in ("letterboxed.png", "pillarboxed_white.png"):
+            assert abs(float(rows[framed][f"{name}_score"]) - want) < 1e-6, (name, framed)
+    assert {r["input_borders"] for r in read_csv(out / "detectors.csv")} == {"trim"}

@@ -24,7 +24,7 @@ def test_score_columns_follow_the_contract():
     assert so.exclusion_columns(["rotation"], turn=True) == ["path", "reasons", "rotation_score",
                                                               "turn_upright_cw", "age_years"]
     assert so.DETECTOR_COLUMNS == ["name", "kind", "version", "threshold", "threshold_source", "bundle_path",
-                                   "input_size", "gate"]
+                                   "input_size", "input_borders", "gate"]
 
 
 @pytest.mark.parametrize("reason, folder", [
