@@ -43,7 +43,7 @@ def test_bundle_has_model_info_plots_and_manifest(rotation_bundle, normals):
     }
     info = json.loads((out / "detector.json").read_text())
     assert info["name"] == "rotation" and info["kind"] == "rotation" and info["backbone"] == "compact"
-    assert info["input"] == {"size": 32, "normalisation": "percentile", "low_pct": 0.5, "high_pct": 99.5}
+    assert info["input"] == {"size": 32, "normalisation": "percentile", "low_pct": 0.5, "high_pct": 99.5, "borders": "trim"}
     assert info["version"].startswith("rotation-") and len(info["training_set_sha256"]) == 64
     assert info["seed"] == 0 and "keras" in info["libraries"] and info["package"]["cxclean"]
     assert info["training"]["batchnorm_momentum"] == 0.9 and info["training"]["history"]

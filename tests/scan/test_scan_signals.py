@@ -118,7 +118,7 @@ def test_ctrl_c_stops_quietly_and_resume_finishes_the_scan(built_archive, rule_b
     """Ctrl-C reaches the whole process group: only the scan speaks (how to resume), no worker prints a traceback."""
     out = tmp_path / "out"
     cmd = scan_cmd(built_archive.root, out, rule_bundles)
-    env = hostile_env(subprocess_env, CXCLEAN_TEST_OPEN_DELAY="0.3", CXCLEAN_SCAN_BATCH_DELAY="0.5")
+    env = hostile_env(subprocess_env, CXCLEAN_TEST_OPEN_DELAY="0.3", CXCLEAN_SCAN_BATCH_DELAY="1.5")
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
