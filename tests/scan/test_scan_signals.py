@@ -118,9 +118,10 @@ def test_ctrl_c_stops_quietly_and_resume_finishes_the_scan(built_archive, rule_b
     """Ctrl-C reaches the whole process group: only the scan speaks (how to resume), no worker prints a traceback."""
     out = tmp_path / "out"
     cmd = scan_cmd(built_archive.root, out, rule_bundles)
-    env = hostile_env(subprocess_env, CXCLEAN_TEST_OPEN_DELAY="0.3", CXCLEAN_SCAN_BATCH_DELAY="1.5")
+    env = hostile_env(subprocess_env, CXCLEAN_TEST_OPEN_DELAY="0.3", CXCLEAN_SCAN_BATCH_DELAY="0.5")
+    # as a terminal starts it: a suite run as a background job (``cmd &``) ignores SIGINT, and children inherit that
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert wait_for(lambda: (out / JOURNAL_FILE).is_file() and len(decode_workers(proc.pid)) == 2, proc)
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends on Ctrl-C
