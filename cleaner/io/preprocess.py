@@ -69,16 +69,16 @@ def preprocess(pixels: np.ndarray, spec: InputSpec) -> np.ndarray:
     return preprocess_all(pixels, [spec])[0]
 
 
-def preprocess_all(pixels: np.ndarray, specs) -> list[np.ndarray]:
+def preprocess_all(pixels: np.ndarray, specs, box: tuple[int, int, int, int] | None = None) -> list[np.ndarray]:
     """``preprocess`` for each of ``specs``, trimming once and resizing once per distinct size and borders: specs
     that differ only in their stretch (inversion's 5-95 beside rotation's 0.5-99.5, both at 128 px) share the
-    costly resize."""
+    costly resize. ``box``: ``content_box(pixels)`` when the caller needs it too (review overlays)."""
     framed = {"keep": pixels}
     resized: dict[tuple, np.ndarray] = {}
     out = []
     for spec in specs:
         if spec.borders not in framed:
-            framed[spec.borders] = crop(pixels, content_box(pixels))
+            framed[spec.borders] = crop(pixels, content_box(pixels) if box is None else box)
         key = (spec.size, spec.borders)
         if key not in resized:
             resized[key] = resize_square(framed[spec.borders], spec.size)
@@ -102,12 +102,9 @@ def content_box(pixels: np.ndarray) -> tuple[int, int, int, int]:
     step = max(1, max(h, w) // 512)
     small = pixels[::step, ::step]
     sh, sw = small.shape
-    top, bottom, left, right = 0, sh, 0, sw
-    for axis in (0, 1, 0):
-        if axis == 0:
-            top, bottom = _bars(small[:, left:right], top, bottom)
-        else:
-            left, right = _bars(small[top:bottom].T, left, right)
+    top, bottom = _bars(small, 0, sh)
+    left, right = _bars(small[top:bottom].T, 0, sw)
+    top, bottom = _bars(small[:, left:right], top, bottom)
     full_top = (top - 1) * step + 1 if top else 0
     full_left = (left - 1) * step + 1 if left else 0
     full_bottom = bottom * step if bottom < sh else h

@@ -63,8 +63,8 @@ def prepare_image(task: tuple) -> dict:
         thumb = thumb_array(shown, THUMB_SIZE)
         Image.fromarray(to_uint8(thumb)).save(thumb_path, quality=85)
         parsed = {reason: InputSpec.from_dict(spec) for reason, spec in specs.items()}
-        inputs = dict(zip(parsed, preprocess_all(pixels, list(parsed.values()))))
         box = content_box(pixels) if any(s.borders == "trim" for s in parsed.values()) else None
+        inputs = dict(zip(parsed, preprocess_all(pixels, list(parsed.values()), box)))
         frames = {reason: framed(thumb, pixels.shape, box if s.borders == "trim" else None)
                   for reason, s in parsed.items()}
     except Exception as exc:
