@@ -45,6 +45,8 @@ class TrainConfig:
     #: when this detector flags a film, the other detectors' flags on it are not exclusion reasons (their scores
     #: stay): for a detector of films on which the others mean nothing, such as laterals and other body parts
     gate: bool = False
+    #: labelled kinds: the share of the balancing positives made from negatives (``Kind.made_positives``)
+    made_positives: float = 0.0
     #: decoding processes
     workers: int = 1
     #: longest side training images are kept at in memory (default: twice the input size)
@@ -68,6 +70,8 @@ class TrainConfig:
             raise UserInputError(f"members must be at least 1, not {self.members}")
         if self.nuisances is not None:
             self.nuisances = tuple(self.nuisances)
+        if not 0.0 <= self.made_positives <= 1.0:
+            raise UserInputError(f"made_positives must be between 0 and 1, not {self.made_positives}")
         if self.calibrate_on is not None:
             self.calibrate_on = str(self.calibrate_on)
         if not 0.0 <= self.target_fpr < 0.5:

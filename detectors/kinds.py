@@ -49,6 +49,10 @@ class Kind:
     #: the percentiles preprocessing stretches to [0, 1] (``InputSpec``); symmetric for a comparator, so an
     #: inverted film stays ``1 - x`` (docs/decisions/0003)
     percentiles: tuple[float, float] = (0.5, 99.5)
+    #: labelled kinds: the share of the positives added to balance the classes that are made from negatives
+    #: instead (``synthesis.unframe``: a part of a frontal film, not the whole chest), so that a gate detector
+    #: learns "not a whole frontal chest" rather than only the few kinds of positive it was shown
+    made_positives: float = 0.0
 
     def __post_init__(self):
         InputSpec(low_pct=self.percentiles[0], high_pct=self.percentiles[1])  # refuses a range that is not one

@@ -23,6 +23,11 @@ AUGMENTATION = (
     "(label-independent); kinds with plates=True (rotation, inversion): 0-2 annotation plates after the artefact, p=0.3, "
     "half of them panel labels (wide box flush with a corner)"
 )
+#: recorded in a bundle trained with ``Kind.made_positives``
+MADE_POSITIVES = ("a frontal film cut to a part of itself: one side's 35-60 % strip (one lung field, the spine at an "
+                  "edge) or a window of 25-50 % of each side (a coned detail), labelled not frontal")
+#: the variant a labelled kind's plan gives a positive made from a negative (``unframe``)
+MADE = 1
 #: how often an example gets annotation plates (``_plates``)
 PLATE_PROBABILITY = 0.3
 #: what annotation plates say: figure panel letters, burned-in labels and side markers
@@ -142,9 +147,26 @@ def make_example(
         x = np.asarray(pixels, dtype=np.float32)
     if positive and kind.synthetic:
         x = kind.positive(x, variant)
+    elif positive and variant == MADE:
+        x = unframe(x, np.random.default_rng(0) if rng is None else rng)
     if rng is not None and kind.plates:
         x = _plates(x, rng)
     return preprocess(x, spec)
+
+
+def unframe(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A part of a frontal film that is not a whole frontal chest: one side's strip or a coned window.
+
+    Positives made this way teach a gate detector the frontal chest's whole layout (both lung fields, the spine
+    between them) instead of the look of the few kinds of non-frontal film it was given (decision 0012)."""
+    h, w = x.shape
+    if rng.random() < 0.5:
+        cw = max(8, int(w * rng.uniform(0.35, 0.6)))
+        left = 0 if rng.random() < 0.5 else w - cw
+        return np.ascontiguousarray(x[:, left : left + cw])
+    ch, cw = max(8, int(h * rng.uniform(0.25, 0.5))), max(8, int(w * rng.uniform(0.25, 0.5)))
+    top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    return np.ascontiguousarray(x[top : top + ch, left : left + cw])
 
 
 def _plates(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -202,7 +224,9 @@ def example_plan(labels: list[int | None], kind: Kind, rng: np.random.Generator 
         small, big = (pos, neg) if len(pos) < len(neg) else (neg, pos)
         label = 1 if small is pos else 0
         extra = rng.choice(small, size=len(big) - len(small), replace=True)
-        plan += [(int(i), label, 0) for i in extra]
+        made = int(round(kind.made_positives * len(extra))) if label == 1 else 0
+        plan += [(int(i), label, 0) for i in extra[made:]]
+        plan += [(int(i), 1, MADE) for i in rng.choice(neg, size=made, replace=True)]
     return plan
 
 

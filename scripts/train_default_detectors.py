@@ -34,7 +34,9 @@ SETTINGS = {
     # measured worse (decision 0009)
     "flip": dict(epochs=28, patience=8, ap_weight=4),
     # not a frontal chest film: learnt from labelled films of every site; ignores what the others detect
-    "non_frontal": dict(epochs=20, patience=6, labelled=True, nuisances=("rotation", "inversion", "flip"), gate=True),
+    # half of the positives added to balance the classes are parts of frontal films (decision 0012)
+    "non_frontal": dict(epochs=20, patience=6, labelled=True, nuisances=("rotation", "inversion", "flip"), gate=True,
+                        made_positives=0.5),
 }
 #: the share of real upright films each default's threshold may flag (docs/decisions/0008)
 TARGET_FPR = 0.001
@@ -258,6 +260,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ap-weight", type=int, default=None, help="AP film repeats per epoch (default: per kind)")
     parser.add_argument("--patience", type=int, default=None, help="default: per kind")
+    parser.add_argument("--made-positives", type=float, default=None,
+                        help="non_frontal: share of balancing positives made from frontal films (default: per kind)")
+    parser.add_argument("--members", type=int, default=None, help="models averaged (default: per kind)")
     parser.add_argument("--target-fpr", type=float, default=TARGET_FPR,
                         help="calibration: the share of real upright films a threshold may flag")
     parser.add_argument("--leave-out", nargs="*", default=[],
@@ -291,7 +296,9 @@ def train_default(kind: str, bundle: Path, args, tmp: Path):
 
     settings = dict(SETTINGS[kind])
     settings.update({k: v for k, v in (("epochs", args.epochs), ("patience", args.patience),
-                                       ("ap_weight", args.ap_weight)) if v is not None})
+                                       ("ap_weight", args.ap_weight), ("members", args.members),
+                                       ("made_positives", args.made_positives))
+                     if v is not None})
     common = dict(backbone="compact", weights="none", patience=settings["patience"], epochs=settings["epochs"],
                   image_size=args.image_size, copies=args.copies, seed=args.seed, members=settings.get("members", 1),
                   workers=2)
@@ -301,7 +308,8 @@ def train_default(kind: str, bundle: Path, args, tmp: Path):
         labels = non_frontal_list(args.data, tmp / f"{kind}_labels.csv", tuple(args.leave_out),
                                   tuple(args.leave_out_patients))
         det = detectors.train("custom", labels=labels, out=bundle, name=kind, nuisances=settings["nuisances"],
-                              gate=settings["gate"], **common)
+                              gate=settings["gate"], made_positives=settings.get("made_positives", 0.0),
+                              **common)
     else:
         normals, dropped = nih_training_list(args.data, tmp / f"nih_normals_{kind}.csv", settings["ap_weight"], kind)
         print(f"{kind}: training list {normals} (AP weight {settings['ap_weight']}); demo patients' and reviewed "

@@ -12,7 +12,7 @@ from PIL import Image
 from cleaner.io.preprocess import InputSpec, preprocess
 from detectors.data import TrainingImage, decode_sources, list_sources, parse_label, split_sources, write_manifest
 from detectors.kinds import KINDS, get_kind
-from detectors.synthesis import _plates, augment, build_eval_set, example_plan, make_example
+from detectors.synthesis import MADE, _plates, augment, build_eval_set, example_plan, make_example, unframe
 from synthetic_films import fake_radiograph, write_normals
 
 SPEC = InputSpec(size=32)
@@ -103,6 +103,35 @@ def test_custom_plan_balances_classes_in_training_but_not_in_evaluation():
     assert [y for _, y, _ in train_plan].count(1) == [y for _, y, _ in train_plan].count(0) == 9
     eval_plan = example_plan(labels, get_kind("custom"), None)
     assert sorted(i for i, _, _ in eval_plan) == list(range(12))
+
+
+def test_made_positives_are_cut_from_negatives_in_training_only():
+    from dataclasses import replace
+
+    labels = [1] * 4 + [0] * 40
+    kind = replace(get_kind("custom"), made_positives=0.5)
+    plan = example_plan(labels, kind, np.random.default_rng(0))
+    made = [(i, y) for i, y, v in plan if v == MADE]
+    assert [y for _, y, _ in plan].count(1) == [y for _, y, _ in plan].count(0) == 40  # still balanced
+    assert len(made) == 18 and all(y == 1 and labels[i] == 0 for i, y in made)  # half of the 36 added positives
+    assert all(v != MADE for _, _, v in example_plan(labels, kind, None))  # validation: real films only
+    assert all(v != MADE for _, _, v in example_plan(labels, get_kind("custom"), np.random.default_rng(0)))
+
+
+def test_unframe_cuts_a_side_strip_or_a_coned_window(image):
+    h, w = image.shape
+    shapes = set()
+    for seed in range(40):
+        part = unframe(image, np.random.default_rng(seed))
+        strip = part.shape[0] == h and 0.35 * w - 1 <= part.shape[1] <= 0.6 * w
+        window = 0.25 * h - 1 <= part.shape[0] <= 0.5 * h and 0.25 * w - 1 <= part.shape[1] <= 0.5 * w
+        assert strip or window, part.shape
+        assert any(np.array_equal(part, image[t : t + part.shape[0], l : l + part.shape[1]])
+                   for t in range(h - part.shape[0] + 1) for l in range(w - part.shape[1] + 1))
+        shapes.add("strip" if strip else "window")
+    assert shapes == {"strip", "window"}
+    x = make_example(image, get_kind("custom"), True, MADE, SPEC, np.random.default_rng(1))
+    assert x.shape == (32, 32, 1)
 
 
 def test_eval_set_pairs_every_image_with_its_artefact(image):

@@ -119,11 +119,12 @@ def test_custom_detector_via_cli_and_evaluate_cli(tmp_path):
     runner = CliRunner()
     args = ["train-detector", "custom", "--name", "mirrored", "--positives", str(tmp_path / "pos"),
             "--negatives", str(tmp_path / "neg"), "--out", str(tmp_path / "b"), "--backbone", "compact",
-            "--weights", "none", "--image-size", "32", "--epochs", "3", "--batch-size", "16"]
+            "--weights", "none", "--image-size", "32", "--epochs", "3", "--batch-size", "16", "--made-positives", "0.3"]
     result = runner.invoke(main, args)
     assert result.exit_code == 0, result.output
     info = json.loads((tmp_path / "b" / "detector.json").read_text())
     assert info["name"] == "mirrored" and info["kind"] == "custom" and info["variants"] == []
+    assert info["training"]["made_positives"]["share"] == 0.3
     result = runner.invoke(main, ["evaluate", str(tmp_path / "b"), "--positives", str(tmp_path / "pos"),
                                   "--negatives", str(tmp_path / "neg"), "--json"])
     assert result.exit_code == 0, result.output
@@ -153,6 +154,18 @@ def test_resnet50_head_then_fine_tune_with_a_weights_file(tmp_path):
     loaded = detectors.load(tmp_path / "b")
     x = np.random.default_rng(0).random((2, 32, 32, 1), dtype=np.float32)
     np.testing.assert_allclose(loaded.predict(x), det.predict(x), atol=1e-5)
+
+
+def test_made_positives_are_refused_outside_labelled_training(tmp_path):
+    from cleaner.io.errors import UserInputError
+    from detectors.config import TrainConfig
+
+    with pytest.raises(UserInputError, match="made_positives"):
+        TrainConfig(made_positives=1.5)
+    write_normals(tmp_path / "n", 8, seed=1)
+    with pytest.raises(UserInputError, match="labelled"):
+        detectors.train("rotation", tmp_path / "n", out=tmp_path / "b", backbone="compact", weights="none",
+                        image_size=32, epochs=1, made_positives=0.5, progress=False, log=lambda _m: None)
 
 
 def test_cli_errors_and_help():
