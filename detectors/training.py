@@ -120,6 +120,11 @@ def prepare_data(recipe: Recipe, sources: list[TrainingImage], log, progress: bo
     _check_split(kind, train_src, val_src)
     log(f"split by {'patient/image' if any(s.patient_id for s in sources) else 'image'}: "
         f"{len(train_src)} training, {len(val_src)} validation image(s), {len(bad)} unreadable")
+    if kind.made_positives:
+        train_labels = [s.label for s in train_src if not s.error]
+        if train_labels.count(1) >= train_labels.count(0):
+            log(f"WARNING: made positives ({kind.made_positives}) replace positives added to balance the classes, and "
+                f"there are none: {train_labels.count(1)} positive(s) against {train_labels.count(0)} negative(s)")
     val_x, val_y, val_idx, val_var = build_eval_set(
         [s.pixels for s in val_src], [s.label for s in val_src], kind, recipe.spec, progress=progress
     )  # deterministic (no augmentation): every member is validated on the same examples

@@ -76,7 +76,8 @@ each patient on one side) and, for custom, 'label' (1 = positive, 0 = negative).
 @click.option("--made-positives", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="custom: share of the positives added to balance the classes that are cut from negatives instead "
                    "(one side's strip or a coned window of a frontal film): a 'not a whole frontal chest' detector "
-                   "then also finds kinds of film it was never shown.")
+                   "then also finds kinds of film it was never shown. Only when positives are the smaller class "
+                   "(training warns otherwise).")
 def train_detector(kind, normals, positives, negatives, labels, name, out, backbone, weights, image_size, epochs,
                    batch_size, learning_rate, patience, head_epochs, copies, members, val_fraction, target_precision, seed, workers,
                    glyph_reader, glyph_size, glyph_patches, glyph_bands, calibrate_on, target_fpr, nuisances, gate,

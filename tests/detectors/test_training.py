@@ -163,6 +163,12 @@ def test_made_positives_are_refused_outside_labelled_training(tmp_path):
     with pytest.raises(UserInputError, match="made_positives"):
         TrainConfig(made_positives=1.5)
     write_normals(tmp_path / "n", 8, seed=1)
+    write_normals(tmp_path / "p", 16, seed=2)
+    said = []
+    detectors.train("custom", positives=tmp_path / "p", negatives=tmp_path / "n", out=tmp_path / "c",
+                    backbone="compact", weights="none", image_size=32, epochs=1, made_positives=0.5, progress=False,
+                    log=said.append)
+    assert any("WARNING: made positives" in m for m in said)  # more positives than negatives: nothing to replace
     with pytest.raises(UserInputError, match="labelled"):
         detectors.train("rotation", tmp_path / "n", out=tmp_path / "b", backbone="compact", weights="none",
                         image_size=32, epochs=1, made_positives=0.5, progress=False, log=lambda _m: None)
