@@ -80,8 +80,8 @@ def nih_upright_scores(data: Path, work: Path) -> pd.DataFrame:
 
 def loso_non_frontal(archive: Path, truth: pd.DataFrame, data: Path, work: Path) -> tuple[pd.Series, pd.Series]:
     """non_frontal scores and flags of every development-archive film from a bundle trained and calibrated
-    without that film's site, scored by a scan (with the rotation default, so that a film rotation flags is
-    scored upright, as in any scan: decision 0004)."""
+    without that film's site, scored by a scan (with the rotation and inversion defaults, so that a film they flag
+    is scored upright and un-inverted, as in any scan: decisions 0004, 0014)."""
     scores = pd.Series(np.nan, index=truth.path)
     flags = pd.Series(False, index=truth.path)
     for group, sites in SITE_GROUPS.items():
@@ -101,14 +101,16 @@ def train_non_frontal(bundle: Path, data: Path, leave_out: list) -> None:
 
 
 def non_frontal_scores(bundle: Path, archive: Path, paths: list, out: Path) -> tuple[pd.Series, pd.Series]:
-    """Scores and flags of ``bundle`` for the archive files ``paths``, through a scan with the rotation default."""
+    """Scores and flags of ``bundle`` for the archive files ``paths``, through a scan with the rotation and
+    inversion defaults."""
     import detectors
     from cleaner.scan import scan_archive
 
     full = {str((archive / p).resolve()): p for p in paths}  # a list of absolute paths keeps them as rows
     listed = out.parent / f"files_{out.name}.csv"
     pd.DataFrame({"path": list(full)}).to_csv(listed, index=False)
-    scan_archive(listed, out, [bundle, detectors.default_bundles_dir() / "rotation"], workers=2, review=False,
+    defaults = [detectors.default_bundles_dir() / name for name in ("rotation", "inversion")]
+    scan_archive(listed, out, [bundle, *defaults], workers=2, review=False,
                  overwrite=out.exists(), progress=False)
     got = pd.read_csv(out / "scores.csv", dtype={"path": str})
     got = got[got.status == "ok"]

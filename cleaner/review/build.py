@@ -27,13 +27,13 @@ import numpy as np
 from cleaner.io.parallel import bounded_ordered_map, default_workers, ordered_map, preload
 from cleaner.review.images import asset_id, prepare_image
 from cleaner.review.manifest import (ASSET_DIRS, file_signature, load_manifest, remove_orphans, reusable,
-                                     reusable_overlay, save_manifest)
+                                     reusable_overlay, save_manifest, view_record)
 from cleaner.review.overlays import OverlayWriter, draw_overlay, load_detectors
 from cleaner.review.page import render_page, section
 from cleaner.review.sheets import draw_sheet, plan_contact_sheets
 from cleaner.scan.folder import (FULL_DIR, REVIEW_PAGE, THUMBS_DIR, ScanOutput, atomic_write_text, find_review_copy,
                                  load_scan_output, reason_folder)
-from cleaner.scan.orientation import TURN_COLUMN, quarter_turns
+from cleaner.scan.orientation import TURN_COLUMN, quarter_turns, scored_input, scored_view
 
 
 @dataclass
@@ -100,10 +100,23 @@ def flagged_images(scan: ScanOutput, reasons: list[str]) -> dict[str, dict]:
     return images
 
 
-def scored_turn(entry: dict, detector) -> int:
-    """Quarter turns the scan applied before ``detector`` scored the film: rotated films are scored upright
-    by every detector but rotation (docs/decisions/0004)."""
-    return entry["turn"] if detector.kind != "rotation" else 0
+def scored_as(entry: dict, detector) -> tuple[int, bool]:
+    """(quarter turns, un-inverted): how the scan showed the film to ``detector`` (``orientation.scored_view``):
+    rotated films are scored upright by every detector but rotation, films the inversion detector flagged
+    un-inverted by every detector but inversion (docs/decisions/0004, 0014)."""
+    return scored_view(detector.kind, entry["turn"], entry.get("uninverted", False))
+
+
+def uninverted_films(scan: ScanOutput) -> set:
+    """Paths the scan's inversion detector (the first, as the scan picks it) flagged, from scores.csv's flag."""
+    det = scan.detectors
+    if not len(det) or "kind" not in det:
+        return set()
+    names = list(det["name"][det["kind"] == "inversion"])
+    column = f"{names[0]}_flag" if names else None
+    if column is None or column not in scan.scores:
+        return set()
+    return set(scan.scores["path"][scan.scores[column] == "True"])
 
 
 def plan_images(scan: ScanOutput, images: dict, detectors: dict, review: Path, method: str, cached: dict,
@@ -113,6 +126,7 @@ def plan_images(scan: ScanOutput, images: dict, detectors: dict, review: Path, m
     the model inputs of the overlays it lacks. Films whose assets the last build left valid are filled in
     from ``cached`` and not read."""
     specs = {name: det.info["input"] for name, det in detectors.items()}
+    uninverted = uninverted_films(scan)
     todo = []
     for rel, entry in images.items():
         aid = entry["id"]
@@ -127,6 +141,7 @@ def plan_images(scan: ScanOutput, images: dict, detectors: dict, review: Path, m
         except ValueError as exc:
             warn(f"{rel}: overlays drawn on the film as it lies ({exc})")
             entry["turn"] = 0
+        entry["uninverted"] = rel in uninverted
         source = file_signature(src, copy)
         old = cached.get(rel)
         base_ok = reusable(old, source, review, full is not None)
@@ -137,7 +152,7 @@ def plan_images(scan: ScanOutput, images: dict, detectors: dict, review: Path, m
                 if old_ov:
                     carried[reason] = old_ov
                 continue
-            ov = reusable_overlay(old_ov, detectors[reason].version, method, scored_turn(entry, detectors[reason]), review)
+            ov = reusable_overlay(old_ov, detectors[reason].version, method, scored_as(entry, detectors[reason]), review)
             if ov:
                 kept[reason] = ov
             else:
@@ -157,7 +172,7 @@ def plan_images(scan: ScanOutput, images: dict, detectors: dict, review: Path, m
 
 def _prepare(todo: list, images: dict, overlays: OverlayWriter, workers: int, progress: bool, warn) -> None:
     """The images and overlays stages: every film of ``todo`` read once (in parallel); its overlays queued as
-    the scan scored it (turned upright for every detector but rotation) and computed a batch at a time."""
+    the scan scored it (``scored_as``: turned upright, un-inverted) and computed a batch at a time."""
     from tqdm import tqdm
 
     n_pairs = sum(len(task[4]) for _, task in todo)
@@ -178,8 +193,8 @@ def _prepare(todo: list, images: dict, overlays: OverlayWriter, workers: int, pr
                 continue
             entry["thumb"] = entry["asset"]["thumb"]
             for reason, x in res["inputs"].items():
-                k = scored_turn(entry, overlays.detectors[reason])
-                overlays.add(reason, rel, np.rot90(x, k).copy() if k else x, res["frames"][reason], k)
+                k, uninvert = scored_as(entry, overlays.detectors[reason])
+                overlays.add(reason, rel, scored_input(x, k, uninvert), res["frames"][reason], k)
         overlays.flush_all()
         overlays.finish()
     finally:
@@ -195,7 +210,7 @@ def _record_overlays(images: dict, detectors: dict, method: str) -> None:
             if entry.get("asset") is not None:
                 det = detectors[reason]
                 entry["asset"]["overlays"][reason] = {**made, "version": det.version, "asked": method,
-                                                      "turn": scored_turn(entry, det)}
+                                                      **view_record(scored_as(entry, det))}
 
 
 def _write_page(scan: ScanOutput, reasons: list, images: dict, review: Path, old_sheets: dict, contact_sheets: bool,

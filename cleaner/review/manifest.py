@@ -60,11 +60,19 @@ def reusable(cached: dict | None, source: list | None, review: Path, full_needed
     return not full_needed or (bool(cached.get("full")) and (review / cached["full"]).is_file())
 
 
-def reusable_overlay(cached: dict | None, version: str, asked: str, turn: int, review: Path) -> dict | None:
-    """The last build's overlay of one (film, reason) if it was made the same way; else None."""
+def view_record(view: tuple[int, bool]) -> dict:
+    """How the scan showed the film to the overlay's detector, as an overlay's record keeps it."""
+    turn, uninverted = view
+    return {"turn": int(turn), "uninverted": bool(uninverted)}
+
+
+def reusable_overlay(cached: dict | None, version: str, asked: str, view: tuple[int, bool], review: Path) -> dict | None:
+    """The last build's overlay of one (film, reason) if it was made the same way (``view``: the turn and
+    un-inversion the scan scored the film with); else None. Records from before un-inversion have none."""
     if not cached:
         return None
-    same = cached.get("version") == version and cached.get("asked") == asked and cached.get("turn") == turn
+    made = {"turn": cached.get("turn"), "uninverted": bool(cached.get("uninverted", False))}
+    same = cached.get("version") == version and cached.get("asked") == asked and made == view_record(view)
     return cached if same and cached.get("file") and (review / cached["file"]).is_file() else None
 
 

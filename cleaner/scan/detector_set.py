@@ -1,7 +1,8 @@
 """The detectors a scan uses: found, loaded once, given their thresholds, and the one step that scores a batch.
 
-A film the rotation detector flags is scored by every other detector turned upright (``orientation``), and
-the turn is reported; everything else sees the film as it is.
+A film the rotation detector flags is scored by every other detector turned upright, and the turn is reported; a
+film the inversion detector flags is scored by every other detector un-inverted, rotation included
+(``orientation``, docs/decisions/0004 and 0014); everything else sees the film as it is.
 """
 from __future__ import annotations
 
@@ -129,8 +130,10 @@ class DetectorSet:
             if d.detector.input_spec not in self.specs:
                 self.specs.append(d.detector.input_spec)
         self.spec_index = {d.name: self.specs.index(d.detector.input_spec) for d in members}
-        # the first rotation detector turns the films it flags upright before the others score them
+        # the first rotation detector turns the films it flags upright, and the first inversion detector un-inverts
+        # the films it flags, before the others score them
         self.rotation = next((d for d in members if d.detector.kind == "rotation"), None)
+        self.inversion = next((d for d in members if d.detector.kind == "inversion"), None)
 
     @property
     def names(self) -> list[str]:
@@ -151,23 +154,61 @@ class DetectorSet:
 
     def score(self, stacks: list[np.ndarray], batch_size: int) -> list[dict]:
         """Per film, ``{name: score}`` (plus the quarter turns under ``orientation.TURN_COLUMN`` when a rotation
-        detector is present), for films given as one stack per ``self.specs`` entry."""
+        detector is present), for films given as one stack per ``self.specs`` entry. Rotation reads the film as it
+        lies, inversion reads it turned upright, and the others read it turned and, where inversion flags it,
+        un-inverted; rotation reads a film inversion flags again, un-inverted (``orientation.scored_view``)."""
         n = len(stacks[0]) if stacks else 0
         scores: list[dict] = [{} for _ in range(n)]
-        turned = stacks
-        rotation = self.rotation
+        rotation, inversion = self.rotation, self.inversion
+        views, uninverted = stacks, np.zeros(0, dtype=np.int64)
         if rotation is not None:
-            own = stacks[self.spec_index[rotation.name]]
-            values = rotation.detector.predict(own, batch_size=batch_size)
-            turns = orientation.upright_turns(rotation.detector, own, values >= rotation.threshold, batch_size)
-            turned = [orientation.apply_turns(stack, turns) for stack in stacks]
-            for i, (v, t) in enumerate(zip(values, turns)):
+            rotation_values, turns = self._read_orientation(stacks, np.arange(n), batch_size)
+            views = [orientation.apply_turns(stack, turns) for stack in stacks]
+        first = views  # the films as rotation's first reading turned them, before any un-inversion
+        if inversion is not None:
+            values = inversion.detector.predict(views[self.spec_index[inversion.name]], batch_size=batch_size)
+            for i, v in enumerate(values):
+                scores[i][inversion.name] = float(v)
+            # in float64, as the flag column is decided (``rules.ExclusionRules.flags``), so the two always agree
+            uninverted = np.flatnonzero(np.asarray(values, dtype=np.float64) >= inversion.threshold)
+            if len(uninverted):
+                plain = [orientation.uninvert(stack, uninverted) for stack in stacks]
+                if rotation is not None:
+                    rotation_values[uninverted], turns[uninverted] = self._read_orientation(plain, uninverted,
+                                                                                            batch_size)
+                first, views = views, ([orientation.apply_turns(stack, turns) for stack in plain]
+                                       if rotation is not None else plain)
+        if rotation is not None:
+            for i, (v, t) in enumerate(zip(rotation_values, turns)):
                 scores[i][rotation.name] = float(v)
                 scores[i][orientation.TURN_COLUMN] = int(t)
         for d in self.members:
-            if d is rotation:
+            if d is rotation or d is inversion:
                 continue
-            values = d.detector.predict(turned[self.spec_index[d.name]], batch_size=batch_size)
+            if d.detector.info.get("gate"):
+                values = self._read_gate(d, first, views, uninverted, batch_size)
+            else:
+                values = d.detector.predict(views[self.spec_index[d.name]], batch_size=batch_size)
             for i, v in enumerate(values):
                 scores[i][d.name] = float(v)
         return scores
+
+    def _read_gate(self, gate: ScanDetector, first: list, views: list, uninverted: np.ndarray, batch_size: int):
+        """A gate asks whether a film is a frontal chest film at all, which un-inverting it assumes: on a film that
+        is not one, inversion's verdict, and the turn rotation then finds, are arbitrary (decision 0013). So the
+        gate reads each film as rotation's first reading turned it and, where inversion flagged it, also
+        un-inverted and turned again, and keeps the higher score (decision 0014)."""
+        k = self.spec_index[gate.name]
+        values = np.asarray(gate.detector.predict(first[k], batch_size=batch_size)).reshape(-1)
+        if len(uninverted):
+            again = np.asarray(gate.detector.predict(views[k][uninverted], batch_size=batch_size)).reshape(-1)
+            values[uninverted] = np.maximum(values[uninverted], again)
+        return values
+
+    def _read_orientation(self, stacks: list[np.ndarray], idx: np.ndarray, batch_size: int):
+        """The rotation detector's scores of films ``idx`` as they lie, and the quarter turns that make the
+        flagged ones upright (0 for the others); flagged in float64, as the flag column is."""
+        rotation = self.rotation
+        own = stacks[self.spec_index[rotation.name]][idx]
+        values = np.asarray(rotation.detector.predict(own, batch_size=batch_size), dtype=np.float64).reshape(-1)
+        return values, orientation.upright_turns(rotation.detector, own, values >= rotation.threshold, batch_size)

@@ -1,11 +1,13 @@
-"""Turning a rotated film upright before the other detectors score it, and saying by how much.
+"""Undoing an artefact a detector found before the other detectors score the film, and saying what was undone.
 
-The inversion and flip detectors learnt on upright films (rotations only as an occasional
-nuisance), so on a film lying on its side their scores are less reliable (docs/decisions/0004).
-When the rotation detector flags a film, the quarter turn that makes it look most upright (lowest rotation score) is found, every
-other detector scores the film turned that way, and the turn is reported, so a rotated film can
-be turned back instead of dropped. The model inputs are square, so turning the preprocessed
-input is the same as turning the film before preprocessing.
+The detectors learnt on upright films of the right polarity (rotations and inversions only as an occasional
+nuisance), so on a film lying on its side, or inverted, their scores are less reliable (docs/decisions/0004,
+0014). When the rotation detector flags a film, the quarter turn that makes it look most upright (lowest rotation
+score) is found, every other detector scores the film turned that way, and the turn is reported, so a rotated film
+can be turned back instead of dropped. When the inversion detector then flags it, the others score it un-inverted,
+and rotation reads it again un-inverted (an inverted film it called rotated is, un-inverted, often upright). The
+model inputs are square and stretched symmetrically, so turning or un-inverting the preprocessed input is the same
+as doing it to the film before preprocessing.
 """
 from __future__ import annotations
 
@@ -53,3 +55,31 @@ def quarter_turns(clockwise: str | int | float | None) -> int:
     if degrees % 90:
         raise ValueError(f"{TURN_COLUMN} {clockwise!r}: not a multiple of 90 degrees")
     return ((360 - degrees) % 360) // 90
+
+
+def uninvert(stack: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``stack`` with inputs ``idx`` un-inverted (``max - x``, the inversion detector's own artefact, which the
+    symmetric percentile stretch keeps exactly ``1 - x``); a copy only if any."""
+    if not len(idx):
+        return stack
+    out = stack.copy()
+    out[idx] = out[idx].max(axis=(1, 2, 3), keepdims=True) - out[idx]
+    return out
+
+
+def scored_view(kind: str, turn: int, uninverted: bool) -> tuple[int, bool]:
+    """How a scan showed a film to a detector of ``kind``, given the film's turn and whether the inversion
+    detector flagged it: rotation reads the film as it lies (un-inverted when flagged), inversion reads it turned
+    (as it is), every other detector turned and un-inverted."""
+    if kind == "rotation":
+        return 0, uninverted
+    if kind == "inversion":
+        return turn, False
+    return turn, uninverted
+
+
+def scored_input(x: np.ndarray, turn: int, uninverted: bool) -> np.ndarray:
+    """One model input (s, s, 1) as a scan showed it to a detector: un-inverted (``uninvert``) and turned."""
+    if uninverted:
+        x = x.max() - x
+    return np.rot90(x, turn).copy() if turn else x

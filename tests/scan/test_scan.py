@@ -375,6 +375,66 @@ def test_other_detectors_score_a_rotated_film_turned_upright(built_archive, rule
     assert "turn_upright_cw" not in rows[rotated_films[0]]
 
 
+def naive_rotation_model(size: int):
+    """A rotation rule that knows nothing of polarity: high when the top-left quadrant is not bright, so it calls
+    every inverted film (dark marker on a bright film) rotated."""
+    import keras
+
+    inp = keras.Input((size, size, 1))
+    q = keras.layers.Flatten()(keras.layers.AveragePooling2D(pool_size=size // 2)(inp))  # TL, TR, BL, BR
+    out = keras.layers.Dense(1, activation="sigmoid", name="not_top_left")(q)
+    model = keras.Model(inp, out)
+    model.get_layer("not_top_left").set_weights([np.array([[-10.0], [0.0], [0.0], [0.0]]), np.array([5.0])])
+    return model
+
+
+def test_other_detectors_score_an_inverted_film_uninverted(built_archive, rule_bundles, tmp_path):
+    """Films the inversion detector flags are scored un-inverted by every other detector (decision 0014): a rule
+    that needs a bright top-left marker fires on the inverted films only with the inversion detector, and a
+    rotation rule blind to polarity, which calls them rotated as they lie, reads them again un-inverted."""
+    import json
+
+    from cleaner.io.preprocess import InputSpec
+    from cleaner.review.build import build_review
+    from detectors.bundle import save_bundle
+
+    probe = save_bundle(marker_top_left_model(32), {"name": "probe", "kind": "custom", "threshold": 0.5,
+                                                    "input": InputSpec(size=32).to_dict(),
+                                                    "backbone": "rule (tests only)"}, tmp_path / "probe")
+    naive = save_bundle(naive_rotation_model(32), {"name": "rotation", "kind": "rotation", "threshold": 0.5,
+                                                   "input": InputSpec(size=32).to_dict(),
+                                                   "backbone": "rule (tests only)"}, tmp_path / "naive" / "rotation")
+    inverted_films = sorted(p for p, e in built_archive.expected.items() if "inversion" in e.reasons)
+    assert len(inverted_films) == 2
+
+    def scan(name, bundles):
+        out = tmp_path / name
+        scan_archive(built_archive.root, out, bundles, progress=False, workers=1)
+        return out, {r["path"]: r for r in read_csv(out / "scores.csv") if r["status"] == "ok"}
+
+    out, rows = scan("chained", [naive, rule_bundles / "inversion", probe])
+    alone_out, alone = scan("alone", [naive, probe])
+    for path in inverted_films:
+        row = rows[path]
+        assert row["inversion_flag"] == "True" and row["probe_flag"] == "True", row
+        assert row["rotation_flag"] == "False" and row["turn_upright_cw"] == "" and "rotation" not in row["reasons"]
+        # without the inversion detector the rotation rule calls the film rotated, and a turn is reported
+        assert alone[path]["rotation_flag"] == "True" and alone[path]["turn_upright_cw"] != "", alone[path]
+    # films inversion does not flag are scored exactly as without it
+    for path, row in rows.items():
+        if path not in inverted_films:
+            assert (row["rotation_score"], row["probe_score"]) == (alone[path]["rotation_score"],
+                                                                   alone[path]["probe_score"]), path
+    # the review page draws the probe's overlay on the film as the scan scored it, un-inverted, and says so
+    build_review(out, progress=False, contact_sheets=False)
+    assets = json.loads((out / "review" / "_assets.json").read_text())["images"]
+    for path in inverted_films:
+        assert assets[path]["overlays"]["probe"]["uninverted"] is True
+        assert assets[path]["overlays"]["inversion"]["uninverted"] is False
+    normal = next(p for p in assets if p not in inverted_films and "probe" in assets[p]["overlays"])
+    assert assets[normal]["overlays"]["probe"]["uninverted"] is False
+
+
 def test_flag_budget_counts_the_flags_at_stricter_thresholds(built_archive, rule_bundles, tmp_path):
     """summary.json's flag budget says, per detector, how many readable films each stricter threshold flags."""
     out = tmp_path / "out"

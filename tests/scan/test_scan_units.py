@@ -150,6 +150,30 @@ def test_turn_degrees_round_trip_and_bad_values_are_named():
         quarter_turns("45")
 
 
+def test_uninverting_a_model_input_is_inverting_the_film_before_preprocessing():
+    """The scan un-inverts the preprocessed inputs of the films inversion flags (decision 0014): that is only
+    right if it equals preprocessing the inverted film, bars trimmed and percentiles stretched."""
+    import numpy as np
+
+    from cleaner.io.preprocess import InputSpec, preprocess
+    from cleaner.scan.orientation import scored_input, scored_view, uninvert
+
+    rng = np.random.default_rng(3)
+    film = np.clip(rng.normal(0.4, 0.15, (90, 70)), 0, 1).astype(np.float32)
+    film[:, :6] = 0.0  # a black bar at the side: trimmed on both, white on the inverted film
+    film[10:30, 20:40] += 0.3
+    for spec in (InputSpec(size=32), InputSpec(size=48, low_pct=5.0, high_pct=95.0), InputSpec(size=32, borders="keep")):
+        plain, inverted = preprocess(film, spec), preprocess(np.float32(film.max()) - film, spec)
+        stack = np.stack([inverted, plain])
+        back = uninvert(stack, np.array([0]))
+        np.testing.assert_allclose(back[0], plain, atol=1e-5)
+        np.testing.assert_array_equal(back[1], plain)  # only the films named are un-inverted
+        np.testing.assert_allclose(scored_input(inverted, 1, True), np.rot90(plain, 1), atol=1e-5)
+    # rotation reads a film as it lies, inversion turned but as it is, the others turned and un-inverted
+    assert [scored_view(k, 3, True) for k in ("rotation", "inversion", "flip", "custom")] == [
+        (0, True), (3, False), (3, True), (3, True)]
+
+
 def test_a_gate_detector_overrides_the_others_reasons_but_not_the_age_rule():
     from cleaner.scan.rules import ExclusionRules
 
