@@ -58,13 +58,20 @@ def quarter_turns(clockwise: str | int | float | None) -> int:
 
 
 def uninvert(stack: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """``stack`` with inputs ``idx`` un-inverted (``max - x``, the inversion detector's own artefact, which the
-    symmetric percentile stretch keeps exactly ``1 - x``); a copy only if any."""
+    """``stack`` with inputs ``idx`` un-inverted by the inversion kind's own artefact (``max - x``, which undoes
+    itself on an input whose darkest pixel is 0, as the percentile stretch makes it); a copy only if any."""
     if not len(idx):
         return stack
     out = stack.copy()
-    out[idx] = out[idx].max(axis=(1, 2, 3), keepdims=True) - out[idx]
+    for i in idx:
+        out[i] = _invert(stack[i])
     return out
+
+
+def _invert(x: np.ndarray) -> np.ndarray:
+    from detectors.kinds import get_kind
+
+    return get_kind("inversion").positive(x, 0)
 
 
 def scored_view(kind: str, turn: int, uninverted: bool) -> tuple[int, bool]:
@@ -81,5 +88,5 @@ def scored_view(kind: str, turn: int, uninverted: bool) -> tuple[int, bool]:
 def scored_input(x: np.ndarray, turn: int, uninverted: bool) -> np.ndarray:
     """One model input (s, s, 1) as a scan showed it to a detector: un-inverted (``uninvert``) and turned."""
     if uninverted:
-        x = x.max() - x
+        x = _invert(x)
     return np.rot90(x, turn).copy() if turn else x

@@ -413,7 +413,7 @@ def test_other_detectors_score_an_inverted_film_uninverted(built_archive, rule_b
         return out, {r["path"]: r for r in read_csv(out / "scores.csv") if r["status"] == "ok"}
 
     out, rows = scan("chained", [naive, rule_bundles / "inversion", probe])
-    alone_out, alone = scan("alone", [naive, probe])
+    _, alone = scan("alone", [naive, probe])
     for path in inverted_films:
         row = rows[path]
         assert row["inversion_flag"] == "True" and row["probe_flag"] == "True", row
