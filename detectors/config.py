@@ -19,7 +19,7 @@ class TrainConfig:
     weights: str | None = "imagenet"
     #: the square model input, pixels
     image_size: int = 256
-    #: most epochs (early stopping on validation AUC), and epochs without a better one before stopping
+    #: most epochs (early stopping on validation log loss), and epochs without a better one before stopping
     epochs: int = 30
     patience: int = 6
     batch_size: int = 32

@@ -253,8 +253,9 @@ def _training_record(recipe: Recipe, trained: list, data: TrainingData, n_weight
         "epochs_requested": config.epochs, "epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
         "history": state["history"], "batch_size": config.batch_size, "learning_rate": config.learning_rate,
         "patience": config.patience, "copies_per_epoch": config.copies,
+        "epoch_selection": "lowest validation log loss; AUC breaks a tie (docs/decisions/0015)",
         "members": [{"seed": config.seed + i, "best_epoch": st["best_epoch"], "validation_auc": st["best_auc"],
-                     "epochs_run": st["epoch"]} for i, (_, st) in enumerate(trained)],
+                     "validation_loss": st["best_loss"], "epochs_run": st["epoch"]} for i, (_, st) in enumerate(trained)],
         "val_fraction": config.val_fraction,
         "working_max_side": recipe.max_side,  # evaluate reuses it
         "batchnorm_momentum": backbones.BN_MOMENTUM,

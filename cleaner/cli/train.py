@@ -38,10 +38,10 @@ each patient on one side) and, for custom, 'label' (1 = positive, 0 = negative).
 @click.option("--weights", default="imagenet", show_default=True,
               help="imagenet (from Keras's cache, never downloaded), none (from scratch) or a weights file PATH.")
 @click.option("--image-size", type=int, default=256, show_default=True, help="Square model input, pixels.")
-@click.option("--epochs", type=int, default=30, show_default=True, help="Most epochs (early stopping on validation AUC).")
+@click.option("--epochs", type=int, default=30, show_default=True, help="Most epochs (early stopping on validation log loss).")
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--learning-rate", type=float, default=1e-3, show_default=True, help="Adam; fine-tuning uses a tenth.")
-@click.option("--patience", type=int, default=6, show_default=True, help="Epochs without a better validation AUC before stopping.")
+@click.option("--patience", type=int, default=6, show_default=True, help="Epochs without a lower validation loss before stopping.")
 @click.option("--head-epochs", type=int, default=3, show_default=True,
               help="With pretrained weights: epochs training only the head before fine-tuning everything.")
 @click.option("--copies", type=int, default=1, show_default=True, help="Augmented copies of each training image per epoch.")

@@ -52,6 +52,25 @@ def test_bundle_has_model_info_plots_and_manifest(rotation_bundle, normals):
     assert set(m["confusion_matrix"]) == {"tn", "fp", "fn", "tp"} and set(m["recall_by_variant"]) == {"rot90", "rot180", "rot270"}
 
 
+def test_the_epoch_kept_is_the_one_with_the_lowest_validation_loss(rotation_bundle):
+    info = rotation_bundle[0].info["training"]
+    history = info["history"]
+    losses = [h["val_loss"] for h in history]
+    assert info["best_epoch"] == history[int(np.argmin(losses))]["epoch"]
+
+
+def test_a_saturated_validation_auc_does_not_keep_the_first_epoch():
+    """The ieee-out gate, seed 2: validation AUC 1.0000 at epoch 1 (11 positives), never again; AUC-first selection
+    kept that barely trained model. Lower validation loss wins; AUC only breaks a tie."""
+    from detectors.fitting import improves
+
+    after_epoch_1 = {"best_auc": 1.0, "best_loss": 0.1522}
+    assert improves(after_epoch_1, auc=0.9983, loss=0.0769)
+    assert not improves(after_epoch_1, auc=1.0, loss=0.20)
+    assert improves({"best_auc": 0.99, "best_loss": 0.1}, auc=0.995, loss=0.1)
+    assert not improves({"best_auc": 0.99, "best_loss": 0.1}, auc=0.98, loss=0.1)
+
+
 def test_manifest_lists_every_image_once_with_no_leak(rotation_bundle, normals):
     _, out = rotation_bundle
     manifest = pd.read_csv(out / "training_manifest.csv", keep_default_na=False)
