@@ -79,7 +79,7 @@ def nih_upright_scores(data: Path, work: Path) -> pd.DataFrame:
 
 
 def loso_non_frontal(archive: Path, truth: pd.DataFrame, data: Path, work: Path,
-                     seed: int = 0) -> tuple[pd.Series, pd.Series]:
+                     seed: int = 0, members: int | None = None) -> tuple[pd.Series, pd.Series]:
     """non_frontal scores and flags of every development-archive film from a bundle trained and calibrated
     without that film's site, scored by a scan (with the rotation and inversion defaults, so that a film they flag
     is scored upright and un-inverted, as in any scan: decisions 0004, 0014)."""
@@ -87,18 +87,20 @@ def loso_non_frontal(archive: Path, truth: pd.DataFrame, data: Path, work: Path,
     flags = pd.Series(False, index=truth.path)
     for group, sites in SITE_GROUPS.items():
         bundle = work / "non_frontal_loso" / group / "non_frontal"
-        train_non_frontal(bundle, data, ["--leave-out", *sites], seed)
+        train_non_frontal(bundle, data, ["--leave-out", *sites], seed, members)
         mine = truth[truth.source.map(group_of) == group]
         got_scores, got_flags = non_frontal_scores(bundle, archive, list(mine.path), work / f"scan_non_frontal_{group}")
         scores[got_scores.index], flags[got_flags.index] = got_scores, got_flags
     return scores, flags
 
 
-def train_non_frontal(bundle: Path, data: Path, leave_out: list, seed: int = 0) -> None:
-    """The non_frontal default retrained into ``bundle`` without ``leave_out``, seed ``seed`` (reused when there)."""
+def train_non_frontal(bundle: Path, data: Path, leave_out: list, seed: int = 0, members: int | None = None) -> None:
+    """The non_frontal default retrained into ``bundle`` without ``leave_out``, seed ``seed`` and ``members``
+    averaged models (None: the default's own number), reused when there."""
     if not (bundle / "detector.json").is_file():
+        more = ["--members", str(members)] if members else []
         subprocess.run([sys.executable, str(REPO / "scripts" / "train_default_detectors.py"), "--kinds", "non_frontal",
-                        "--out", str(bundle.parent), "--data", str(data), "--seed", str(seed), *leave_out],
+                        "--out", str(bundle.parent), "--data", str(data), "--seed", str(seed), *more, *leave_out],
                        check=True)
 
 
@@ -121,13 +123,8 @@ def non_frontal_scores(bundle: Path, archive: Path, paths: list, out: Path) -> t
             pd.Series(got.non_frontal_flag.astype(str).eq("True").to_numpy(), index=index))
 
 
-def lateral_folds(archive: Path, table: pd.DataFrame, data: Path, work: Path, folds: int, seed: int = 0) -> dict:
-    """Laterals flagged by non_frontal bundles that never saw the lateral's patient, with laterals in training.
-
-    Leaving ieee out (above) removes every lateral from training: ieee is the only source of laterals here, so
-    that figure is what a detector that never saw a lateral does. ieee is itself a collection of many hospitals'
-    and papers' films; here its patients are split into ``folds`` folds (by a hash of the patient id), and each
-    fold's films are scored by a bundle trained and calibrated without that fold's patients."""
+def fold_patients(table: pd.DataFrame, data: Path, folds: int) -> tuple[pd.DataFrame, list[list[str]]]:
+    """ieee's films with their patient ids, and the patients of each of ``folds`` folds (by a hash of the id)."""
     import hashlib
 
     from scripts.train_default_detectors import patient_ids
@@ -136,12 +133,22 @@ def lateral_folds(archive: Path, table: pd.DataFrame, data: Path, work: Path, fo
     ieee = table[table.source.map(group_of) == "ieee"].copy()
     ieee["patient"] = ["ieee:" + ids.get(Path(o).name, Path(o).stem) for o in ieee.origin]
     order = sorted(ieee.patient.unique(), key=lambda k: hashlib.sha1(k.encode()).hexdigest())
-    fold_of = {k: i % folds for i, k in enumerate(order)}
+    return ieee, [sorted(order[k::folds]) for k in range(folds)]
+
+
+def lateral_folds(archive: Path, table: pd.DataFrame, data: Path, work: Path, folds: int, seed: int = 0,
+                  members: int | None = None) -> dict:
+    """Laterals flagged by non_frontal bundles that never saw the lateral's patient, with laterals in training.
+
+    Leaving ieee out (above) removes every lateral from training: ieee is the only source of laterals here, so
+    that figure is what a detector that never saw a lateral does. ieee is itself a collection of many hospitals'
+    and papers' films; here its patients are split into ``folds`` folds (by a hash of the patient id), and each
+    fold's films are scored by a bundle trained and calibrated without that fold's patients."""
+    ieee, fold_lists = fold_patients(table, data, folds)
     result = {"folds": folds, "per_fold": []}
-    for k in range(folds):
-        leave = sorted(p for p, f in fold_of.items() if f == k)
+    for k, leave in enumerate(fold_lists):
         bundle = work / "non_frontal_lateral_folds" / f"fold{k}" / "non_frontal"
-        train_non_frontal(bundle, data, ["--leave-out-patients", *leave], seed)
+        train_non_frontal(bundle, data, ["--leave-out-patients", *leave], seed, members)
         mine = ieee[ieee.patient.isin(leave)]
         _, flags = non_frontal_scores(bundle, archive, list(mine.path), work / f"scan_lateral_fold{k}")
         flagged = mine.path.map(flags).fillna(False).astype(bool)
@@ -227,6 +234,8 @@ def main(argv=None) -> int:
                     help="non_frontal on ieee's laterals by folds of patients (0: skip; 3 retrainings, ~10 min)")
     ap.add_argument("--seed", type=int, default=0,
                     help="seed of the non_frontal retrainings (the defaults' is 0); one work folder per seed")
+    ap.add_argument("--members", type=int, default=None,
+                    help="models averaged in each non_frontal retraining (default: the default's own); one work folder each")
     args = ap.parse_args(argv)
     from scripts.train_default_detectors import TARGET_FPR
 
@@ -240,11 +249,11 @@ def main(argv=None) -> int:
     table = table[table.status == "ok"].copy()
     pool = upright_pool(table, nih_upright_scores(args.data, args.work))
     table = flags_per_site(table, pool, target_fpr)
-    nf_scores, nf_flags = loso_non_frontal(args.archive, table, args.data, args.work, args.seed)
+    nf_scores, nf_flags = loso_non_frontal(args.archive, table, args.data, args.work, args.seed, args.members)
     table["non_frontal_loso_score"] = table.path.map(nf_scores)
     table["non_frontal_loso"] = table.path.map(nf_flags).fillna(False).astype(bool)
     table = reasons(table)
-    result = {"target_fpr": target_fpr, "seed": args.seed, "per_site": site_table(table)}
+    result = {"target_fpr": target_fpr, "seed": args.seed, "members": args.members, "per_site": site_table(table)}
     adult_up = table[(table.truth == "upright") & (table.role == "frontal") & ~(table.age < 18)]
     any_flag = adult_up[[f"{n}_reason" for n in TARGETS]].any(axis=1)
     result["upright_adult_frontal"] = {"films": len(adult_up), "flagged": int(any_flag.sum()),
@@ -260,7 +269,8 @@ def main(argv=None) -> int:
     result["monochrome1"] = {"films": len(mono1), "called_inverted": int(mono1.inversion_reason.sum()),
                              "inversion_flag": int(mono1.inversion_loso.sum())}
     if args.lateral_folds:
-        result["lateral_folds"] = lateral_folds(args.archive, table, args.data, args.work, args.lateral_folds, args.seed)
+        result["lateral_folds"] = lateral_folds(args.archive, table, args.data, args.work, args.lateral_folds, args.seed,
+                                                 args.members)
     (args.work / "loso.json").write_text(json.dumps(result, indent=2))
     table.to_csv(args.work / "loso_table.csv", index=False)
     print(pd.DataFrame(result["per_site"]).drop(columns="false_pos_examples").to_string(index=False,
