@@ -10,8 +10,12 @@ run again one at a time, each in a pool of its own, so only a file that kills it
 parallel. A worker can also hang on a file (a decoder looping on a crafted file): when the oldest chunk has
 given no result within ``item_timeout()`` seconds per item, its pool is killed and the window is run again the
 same way, so the file that hangs again is reported (``on_crash``) instead of stopping the map forever.
-Workers ignore Ctrl-C: the parent alone handles it, and stops them. The forkserver imports the mapped
-functions' modules once (``preload``), so a new pool's workers start without importing them again.
+Every worker imports the ``__main__`` script again, so a script that starts a map without
+``if __name__ == "__main__":`` would start it again in each worker: the first pool runs a no-op first, and
+workers that cannot run even that are reported as ``WorkerStartError`` with that advice, not as every file
+crashing its decoder. Workers ignore Ctrl-C: the parent alone handles it, and stops them. The forkserver
+imports the mapped functions' modules once (``preload``), so a new pool's workers start without importing them
+again.
 """
 from __future__ import annotations
 
@@ -35,9 +39,22 @@ class WorkerCrashError(CxcleanError):
     """A worker process died on an item and no ``on_crash`` says what stands for its result."""
 
 
+class WorkerStartError(CxcleanError):
+    """Worker processes could not run at all, before any file was given to them: no file is to blame."""
+
+
+#: the usual reason workers cannot start: each one imports the ``__main__`` script again (forkserver and spawn)
+MAIN_GUARD_HINT = ('a script that calls cxclean must make the call under `if __name__ == "__main__":`, because every '
+                   'worker process imports the script again')
+
+
 #: seconds one file may take in a worker before it counts as hung (``CXCLEAN_FILE_TIMEOUT`` overrides; 0: no limit).
 #: Decoding the largest films (80 M pixels of JPEG 2000) takes well under a minute on one core.
 FILE_TIMEOUT_S = 600.0
+
+
+#: seconds the first pool's workers may take to run a no-op (a short per-file limit must not fail a busy machine)
+STARTUP_TIMEOUT_S = 300.0
 
 
 def item_timeout() -> float | None:
@@ -90,6 +107,10 @@ def _run_chunk(func, chunk: list) -> list:
 def process_pool(workers: int) -> ProcessPoolExecutor:
     """A ``ProcessPoolExecutor`` of forkserver workers that ignore Ctrl-C, for work whose inputs this program made
     (files are read through ``bounded_ordered_map``, which survives workers that die or hang)."""
+    if getattr(mp.process.current_process(), "_inheriting", False):
+        # this process is a worker (or the forkserver) importing the script that started the job: starting the job
+        # again here would start workers that import it again, without end
+        raise WorkerStartError(f"cxclean was started again while a worker process imported the script: {MAIN_GUARD_HINT}")
     context = mp.get_context("forkserver")
     context.set_forkserver_preload(["__main__", *sorted(_PRELOAD)])  # no effect once the forkserver runs
     return ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_interrupts)
@@ -104,6 +125,18 @@ class _Pool:
 
     def submit(self, func, chunk: list):
         return self.executor.submit(_run_chunk, func, chunk)
+
+    def check_started(self, limit: float | None) -> None:
+        """Run a no-op in a worker, so that workers that cannot start are reported as that (``WorkerStartError``)
+        instead of as every file of the job crashing its decoder."""
+        try:
+            self.executor.submit(os.getpid).result(timeout=limit)
+        except Exception as exc:  # noqa: BLE001 - a dead forkserver raises OSError or EOFError, a dead worker BrokenProcessPool
+            why = _hung(limit) if isinstance(exc, FuturesTimeout) else (self.death() if isinstance(exc, BrokenProcessPool)
+                                                                         else f"{type(exc).__name__}: {exc}")
+            self.close(kill=True)
+            raise WorkerStartError(f"worker processes could not start ({why}); the error a worker printed is above. "
+                                   f"If this is a script: {MAIN_GUARD_HINT}") from None
 
     def death(self) -> str:
         """Why a worker ended, from the exit codes the broken pool left (after ``close``: all are known; the
@@ -149,6 +182,7 @@ def bounded_ordered_map(func: Callable, items: Iterable, workers: int, chunksize
     window: deque = deque()  # (items, future), oldest first
     in_flight = 0
     pool = _Pool(workers)
+    pool.check_started(None if limit is None else max(limit, STARTUP_TIMEOUT_S))
     finished = False
     try:
         while True:

@@ -112,3 +112,27 @@ if {preloaded}:
 print(json.dumps(list(ordered_map(crashers.has_module, ["cleaner.review.sheets"] * 4, workers=2, chunksize=1))))
 """)
     assert got == [preloaded] * 4
+
+
+@pytest.mark.parametrize("guarded", [True, False])
+def test_a_script_without_a_main_guard_is_told_why_instead_of_every_file_crashing(tmp_path, guarded):
+    """Every worker imports the script that started the map again. Unguarded, that import starts the map again
+    in the worker, the worker dies, and each item used to be reported as crashing its worker (a scan wrote
+    "decoder crashed" for every film). Now the map refuses to start and says how to fix the script."""
+    body = 'print(json.dumps(list(ordered_map(crashers.die_on_seven, range(5), workers=2))))'
+    if guarded:
+        body = 'if __name__ == "__main__":\n    ' + body
+    script = tmp_path / "user_script.py"
+    script.write_text(RUN.format(repo=str(REPO), helpers=str(HELPERS), body=body))
+    try:
+        done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("the unguarded script hung") from None
+    if guarded:
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert json.loads(done.stdout.strip().splitlines()[-1]) == [0, 2, 4, 6, 8]
+    else:
+        assert done.returncode != 0
+        assert "WorkerStartError: worker processes could not start" in done.stderr
+        assert 'if __name__ == "__main__":' in done.stderr
+        assert "[0, 2" not in done.stdout
