@@ -11,7 +11,7 @@ parallel. A worker can also hang on a file (a decoder looping on a crafted file)
 given no result within ``item_timeout()`` seconds per item, its pool is killed and the window is run again the
 same way, so the file that hangs again is reported (``on_crash``) instead of stopping the map forever.
 Every worker imports the ``__main__`` script again, so a script that starts a map without
-``if __name__ == "__main__":`` would start it again in each worker: the first pool runs a no-op first, and
+``if __name__ == "__main__":`` would start it again in each worker: every pool runs a no-op first, and
 workers that cannot run even that are reported as ``WorkerStartError`` with that advice, not as every file
 crashing its decoder. Workers ignore Ctrl-C: the parent alone handles it, and stops them. The forkserver
 imports the mapped functions' modules once (``preload``), so a new pool's workers start without importing them
@@ -53,7 +53,7 @@ MAIN_GUARD_HINT = ('a script that calls cxclean must make the call under `if __n
 FILE_TIMEOUT_S = 600.0
 
 
-#: seconds the first pool's workers may take to run a no-op (a short per-file limit must not fail a busy machine)
+#: seconds a new pool's workers may take to run a no-op (not the per-file limit: a busy machine starts slowly)
 STARTUP_TIMEOUT_S = 300.0
 
 
@@ -106,14 +106,39 @@ def _run_chunk(func, chunk: list) -> list:
 
 def process_pool(workers: int) -> ProcessPoolExecutor:
     """A ``ProcessPoolExecutor`` of forkserver workers that ignore Ctrl-C, for work whose inputs this program made
-    (files are read through ``bounded_ordered_map``, which survives workers that die or hang)."""
+    (files are read through ``bounded_ordered_map``, which survives workers that die or hang). Its workers have
+    run a no-op already: workers that cannot start are ``WorkerStartError`` here, not a failure of the work."""
     if getattr(mp.process.current_process(), "_inheriting", False):
         # this process is a worker (or the forkserver) importing the script that started the job: starting the job
         # again here would start workers that import it again, without end
         raise WorkerStartError(f"cxclean was started again while a worker process imported the script: {MAIN_GUARD_HINT}")
     context = mp.get_context("forkserver")
     context.set_forkserver_preload(["__main__", *sorted(_PRELOAD)])  # no effect once the forkserver runs
-    return ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_interrupts)
+    executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_interrupts)
+    try:
+        executor.submit(os.getpid).result(timeout=STARTUP_TIMEOUT_S)
+    except Exception as exc:  # noqa: BLE001 - a dead forkserver raises OSError or EOFError, a dead worker BrokenProcessPool
+        why = (_hung(STARTUP_TIMEOUT_S) if isinstance(exc, FuturesTimeout) else
+               _exit_reason(executor._processes) if isinstance(exc, BrokenProcessPool) else f"{type(exc).__name__}: {exc}")
+        for process in list(executor._processes.values()):
+            if process.is_alive():
+                process.kill()
+        executor.shutdown(wait=True, cancel_futures=True)
+        raise WorkerStartError(f"worker processes could not start ({why}); the error a worker printed is above. "
+                               f"If this is a script: {MAIN_GUARD_HINT}") from None
+    return executor
+
+
+def _exit_reason(processes: dict) -> str:
+    """Why a worker ended, from the exit codes a broken pool left (after its shutdown all are known; the others
+    were stopped by the pool with SIGTERM)."""
+    codes = [p.exitcode for p in list(processes.values())]
+    dead = [c for c in codes if c not in (None, 0, -signal.SIGTERM)] or [c for c in codes if c]
+    if not dead:
+        return "worker process died"
+    if dead[0] < 0:
+        return f"worker killed by signal {-dead[0]} ({signal.Signals(-dead[0]).name})"
+    return f"worker exited with status {dead[0]}"
 
 
 class _Pool:
@@ -126,28 +151,9 @@ class _Pool:
     def submit(self, func, chunk: list):
         return self.executor.submit(_run_chunk, func, chunk)
 
-    def check_started(self, limit: float | None) -> None:
-        """Run a no-op in a worker, so that workers that cannot start are reported as that (``WorkerStartError``)
-        instead of as every file of the job crashing its decoder."""
-        try:
-            self.executor.submit(os.getpid).result(timeout=limit)
-        except Exception as exc:  # noqa: BLE001 - a dead forkserver raises OSError or EOFError, a dead worker BrokenProcessPool
-            why = _hung(limit) if isinstance(exc, FuturesTimeout) else (self.death() if isinstance(exc, BrokenProcessPool)
-                                                                         else f"{type(exc).__name__}: {exc}")
-            self.close(kill=True)
-            raise WorkerStartError(f"worker processes could not start ({why}); the error a worker printed is above. "
-                                   f"If this is a script: {MAIN_GUARD_HINT}") from None
-
     def death(self) -> str:
-        """Why a worker ended, from the exit codes the broken pool left (after ``close``: all are known; the
-        others were stopped by the pool with SIGTERM)."""
-        codes = [p.exitcode for p in list(self.processes.values())]
-        dead = [c for c in codes if c not in (None, 0, -signal.SIGTERM)] or [c for c in codes if c]
-        if not dead:
-            return "worker process died"
-        if dead[0] < 0:
-            return f"worker killed by signal {-dead[0]} ({signal.Signals(-dead[0]).name})"
-        return f"worker exited with status {dead[0]}"
+        """Why a worker of this pool ended (``_exit_reason``)."""
+        return _exit_reason(self.processes)
 
     def close(self, kill: bool = False, hard: bool = False) -> None:
         """``kill``: stopped early (Ctrl-C, an error downstream): do not wait for work nobody will read;
@@ -182,7 +188,6 @@ def bounded_ordered_map(func: Callable, items: Iterable, workers: int, chunksize
     window: deque = deque()  # (items, future), oldest first
     in_flight = 0
     pool = _Pool(workers)
-    pool.check_started(None if limit is None else max(limit, STARTUP_TIMEOUT_S))
     finished = False
     try:
         while True:
