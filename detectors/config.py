@@ -47,6 +47,8 @@ class TrainConfig:
     gate: bool = False
     #: labelled kinds: the share of the balancing positives made from negatives (``Kind.made_positives``)
     made_positives: float = 0.0
+    #: labelled kinds: positives turned to any orientation in training (``Kind.turned_positives``)
+    turned_positives: bool = False
     #: decoding processes
     workers: int = 1
     #: longest side training images are kept at in memory (default: twice the input size)

@@ -53,6 +53,10 @@ class Kind:
     #: instead (``synthesis.unframe``: a part of a frontal film, not the whole chest), so that a gate detector
     #: learns "not a whole frontal chest" rather than only the few kinds of positive it was shown
     made_positives: float = 0.0
+    #: labelled kinds: every positive training example is turned a random quarter turn and mirrored half the
+    #: time (``synthesis.any_orientation``), negatives are not, so a gate's verdict on a kind of film it never saw
+    #: does not hang on which way rotation turned it (decision 0016)
+    turned_positives: bool = False
 
     def __post_init__(self):
         InputSpec(low_pct=self.percentiles[0], high_pct=self.percentiles[1])  # refuses a range that is not one

@@ -26,6 +26,8 @@ AUGMENTATION = (
 #: recorded in a bundle trained with ``Kind.made_positives``
 MADE_POSITIVES = ("a frontal film cut to a part of itself: one side's 35-60 % strip (one lung field, the spine at an "
                   "edge) or a window of 25-50 % of each side (a coned detail), labelled not frontal")
+#: recorded in a bundle trained with ``Kind.turned_positives``
+TURNED_POSITIVES = "every positive turned 0, 90, 180 or 270 degrees at random and mirrored half the time; negatives not"
 #: the variant a labelled kind's plan gives a positive made from a negative (``unframe``)
 MADE = 1
 #: how often an example gets annotation plates (``_plates``)
@@ -149,9 +151,18 @@ def make_example(
         x = kind.positive(x, variant)
     elif positive and variant == MADE:
         x = unframe(x, np.random.default_rng(0) if rng is None else rng)
+    if positive and kind.turned_positives and rng is not None:
+        x = any_orientation(x, rng)
     if rng is not None and kind.plates:
         x = _plates(x, rng)
     return preprocess(x, spec)
+
+
+def any_orientation(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``x`` turned a random quarter turn and mirrored half the time: a non-frontal film means the same whichever
+    way it lies, and a scan shows the gate a film turned by rotation's verdict, arbitrary on a leg or a knee."""
+    x = np.rot90(x, k=int(rng.integers(0, 4)))
+    return np.ascontiguousarray(x[:, ::-1] if rng.random() < 0.5 else x)
 
 
 def unframe(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:

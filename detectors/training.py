@@ -81,6 +81,10 @@ class Recipe:
             if kind.synthetic:
                 raise UserInputError("made positives are for detectors trained from labelled films")
             kind = replace(kind, made_positives=config.made_positives)
+        if config.turned_positives:
+            if kind.synthetic:
+                raise UserInputError("turned positives are for detectors trained from labelled films")
+            kind = replace(kind, turned_positives=True)
         reads_glyphs = kind.reads_glyphs if config.glyph_reader is None else bool(config.glyph_reader)
         pool = _input_pool(config.image_size, config.glyph_size) if reads_glyphs else 1
         spec = InputSpec(size=config.image_size * pool, low_pct=kind.percentiles[0], high_pct=kind.percentiles[1])
@@ -265,6 +269,7 @@ def _training_record(recipe: Recipe, trained: list, data: TrainingData, n_weight
         "compares_inverse": {"vote_trim": backbones.VOTE_TRIM} if kind.compares_inverse else False,
         "compares_mirror": kind.compares_mirror,
         "made_positives": {"share": kind.made_positives, "how": synthesis.MADE_POSITIVES} if kind.made_positives else None,
+        "turned_positives": synthesis.TURNED_POSITIVES if kind.turned_positives else None,
         "nuisances": {"kinds": list(kind.nuisances), "probability": NUISANCE_PROBABILITY} if kind.nuisances else None,
         "device": device,
         "seconds": round(time.perf_counter() - started, 1),

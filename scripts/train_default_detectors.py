@@ -36,7 +36,7 @@ SETTINGS = {
     # not a frontal chest film: learnt from labelled films of every site; ignores what the others detect
     # half of the positives added to balance the classes are parts of frontal films (decision 0012)
     "non_frontal": dict(epochs=20, patience=6, labelled=True, nuisances=("rotation", "inversion", "flip"), gate=True,
-                        made_positives=0.5),
+                        made_positives=0.5, turned_positives=True),
 }
 #: the share of real upright films each default's threshold may flag (docs/decisions/0008)
 TARGET_FPR = 0.001
@@ -309,6 +309,7 @@ def train_default(kind: str, bundle: Path, args, tmp: Path):
                                   tuple(args.leave_out_patients))
         det = detectors.train("custom", labels=labels, out=bundle, name=kind, nuisances=settings["nuisances"],
                               gate=settings["gate"], made_positives=settings.get("made_positives", 0.0),
+                              turned_positives=settings.get("turned_positives", False),
                               **common)
     else:
         normals, dropped = nih_training_list(args.data, tmp / f"nih_normals_{kind}.csv", settings["ap_weight"], kind)

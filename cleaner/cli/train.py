@@ -21,7 +21,7 @@ Examples:
   cxclean train-detector custom --name lateral --positives laterals/ --negatives frontals/ --out bundles/lateral
   cxclean train-detector custom --name not_chest --labels labels.csv --out bundles/not_chest
   cxclean train-detector custom --name non_frontal --positives laterals/ --negatives frontals/ --gate \\
-      --nuisance rotation --nuisance inversion --nuisance flip --made-positives 0.5 --out bundles/non_frontal
+      --nuisance rotation --nuisance inversion --nuisance flip --made-positives 0.5 --turned-positives --out bundles/non_frontal
   cxclean train-detector flip --normals normals/ --calibrate-on my_archive_uprights/ --out bundles/flip
 \b
 A CSV has a 'path' column (relative to the CSV's folder), optional 'patient_id' (the split keeps
@@ -78,10 +78,14 @@ each patient on one side) and, for custom, 'label' (1 = positive, 0 = negative).
                    "(one side's strip or a coned window of a frontal film): a 'not a whole frontal chest' detector "
                    "then also finds kinds of film it was never shown. Only when positives are the smaller class "
                    "(training warns otherwise).")
+@click.option("--turned-positives", is_flag=True,
+              help="custom: every positive training example turned a random quarter turn and mirrored half the time "
+                   "(negatives as they are): for a gate such as non_frontal, whose verdict on a leg or a knee must not "
+                   "depend on which way the rotation detector turned it.")
 def train_detector(kind, normals, positives, negatives, labels, name, out, backbone, weights, image_size, epochs,
                    batch_size, learning_rate, patience, head_epochs, copies, members, val_fraction, target_precision, seed, workers,
                    glyph_reader, glyph_size, glyph_patches, glyph_bands, calibrate_on, target_fpr, nuisances, gate,
-                   made_positives):
+                   made_positives, turned_positives):
     """Train a KIND detector and write a reusable bundle to --out.
 
     rotation, inversion and flip are synthesised from presumed-normal images (--normals): the
@@ -101,6 +105,7 @@ def train_detector(kind, normals, positives, negatives, labels, name, out, backb
         glyph_reader=glyph_reader, glyph_size=glyph_size, glyph_patches=glyph_patches, glyph_bands=glyph_bands or None,
         calibrate_on=calibrate_on,
         target_fpr=target_fpr, nuisances=tuple(nuisances) or None, gate=gate, made_positives=made_positives,
+        turned_positives=turned_positives,
     )
     resolve_weights(backbone, weights)  # fail fast, before TensorFlow starts
     from detectors.training import train

@@ -12,7 +12,8 @@ from PIL import Image
 from cleaner.io.preprocess import InputSpec, preprocess
 from detectors.data import TrainingImage, decode_sources, list_sources, parse_label, split_sources, write_manifest
 from detectors.kinds import KINDS, get_kind
-from detectors.synthesis import MADE, _plates, augment, build_eval_set, example_plan, make_example, unframe
+from detectors.synthesis import (MADE, _plates, any_orientation, augment, build_eval_set, example_plan, make_example,
+                                 unframe)
 from synthetic_films import fake_radiograph, write_normals
 
 SPEC = InputSpec(size=32)
@@ -116,6 +117,27 @@ def test_made_positives_are_cut_from_negatives_in_training_only():
     assert len(made) == 18 and all(y == 1 and labels[i] == 0 for i, y in made)  # half of the 36 added positives
     assert all(v != MADE for _, _, v in example_plan(labels, kind, None))  # validation: real films only
     assert all(v != MADE for _, _, v in example_plan(labels, get_kind("custom"), np.random.default_rng(0)))
+
+
+def test_turned_positives_lie_every_way_round_in_training_and_negatives_as_they_are(image):
+    from dataclasses import replace
+
+    ways = [np.rot90(image, k) for k in range(4)]
+    ways += [w[:, ::-1] for w in ways]
+    seen = set()
+    for seed in range(60):
+        got = any_orientation(image, np.random.default_rng(seed))
+        seen.add(next(i for i, w in enumerate(ways) if w.shape == got.shape and np.array_equal(w, got)))
+    assert seen == set(range(8))  # all four quarter turns, each also mirrored
+    turned, plain = replace(get_kind("custom"), turned_positives=True), get_kind("custom")
+    for seed in range(6):  # a negative is drawn exactly as without the option, so only the positives change
+        np.testing.assert_array_equal(make_example(image, turned, False, 0, SPEC, np.random.default_rng(seed)),
+                                      make_example(image, plain, False, 0, SPEC, np.random.default_rng(seed)))
+    moved = [not np.allclose(make_example(image, turned, True, 0, SPEC, np.random.default_rng(s)),
+                             make_example(image, plain, True, 0, SPEC, np.random.default_rng(s)), atol=1e-6)
+             for s in range(40)]
+    assert 25 <= sum(moved) < 40  # 7 in 8 turned or mirrored; the rest lie as they were
+    np.testing.assert_array_equal(make_example(image, turned, True, 0, SPEC), make_example(image, plain, True, 0, SPEC))
 
 
 def test_unframe_cuts_a_side_strip_or_a_coned_window(image):

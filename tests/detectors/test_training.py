@@ -138,12 +138,13 @@ def test_custom_detector_via_cli_and_evaluate_cli(tmp_path):
     runner = CliRunner()
     args = ["train-detector", "custom", "--name", "mirrored", "--positives", str(tmp_path / "pos"),
             "--negatives", str(tmp_path / "neg"), "--out", str(tmp_path / "b"), "--backbone", "compact",
-            "--weights", "none", "--image-size", "32", "--epochs", "3", "--batch-size", "16", "--made-positives", "0.3"]
+            "--weights", "none", "--image-size", "32", "--epochs", "3", "--batch-size", "16", "--made-positives", "0.3",
+            "--turned-positives"]
     result = runner.invoke(main, args)
     assert result.exit_code == 0, result.output
     info = json.loads((tmp_path / "b" / "detector.json").read_text())
     assert info["name"] == "mirrored" and info["kind"] == "custom" and info["variants"] == []
-    assert info["training"]["made_positives"]["share"] == 0.3
+    assert info["training"]["made_positives"]["share"] == 0.3 and "turned" in info["training"]["turned_positives"]
     result = runner.invoke(main, ["evaluate", str(tmp_path / "b"), "--positives", str(tmp_path / "pos"),
                                   "--negatives", str(tmp_path / "neg"), "--json"])
     assert result.exit_code == 0, result.output
@@ -191,6 +192,9 @@ def test_made_positives_are_refused_outside_labelled_training(tmp_path):
     with pytest.raises(UserInputError, match="labelled"):
         detectors.train("rotation", tmp_path / "n", out=tmp_path / "b", backbone="compact", weights="none",
                         image_size=32, epochs=1, made_positives=0.5, progress=False, log=lambda _m: None)
+    with pytest.raises(UserInputError, match="labelled"):
+        detectors.train("rotation", tmp_path / "n", out=tmp_path / "b", backbone="compact", weights="none",
+                        image_size=32, epochs=1, turned_positives=True, progress=False, log=lambda _m: None)
 
 
 def test_cli_errors_and_help():
