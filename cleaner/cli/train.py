@@ -21,7 +21,8 @@ Examples:
   cxclean train-detector custom --name lateral --positives laterals/ --negatives frontals/ --out bundles/lateral
   cxclean train-detector custom --name not_chest --labels labels.csv --out bundles/not_chest
   cxclean train-detector custom --name non_frontal --positives laterals/ --negatives frontals/ --gate \\
-      --nuisance rotation --nuisance inversion --nuisance flip --made-positives 0.5 --turned-positives --out bundles/non_frontal
+      --nuisance rotation --nuisance inversion --nuisance flip --made-positives 0.5 --turned-positives \\
+      --out bundles/non_frontal
   cxclean train-detector flip --normals normals/ --calibrate-on my_archive_uprights/ --out bundles/flip
 \b
 A CSV has a 'path' column (relative to the CSV's folder), optional 'patient_id' (the split keeps
