@@ -115,18 +115,27 @@ def process_pool(workers: int) -> ProcessPoolExecutor:
     context = mp.get_context("forkserver")
     context.set_forkserver_preload(["__main__", *sorted(_PRELOAD)])  # no effect once the forkserver runs
     executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_interrupts)
+    processes = executor._processes  # the dict the executor fills; a broken executor drops its reference
     try:
         executor.submit(os.getpid).result(timeout=STARTUP_TIMEOUT_S)
     except Exception as exc:  # noqa: BLE001 - a dead forkserver raises OSError or EOFError, a dead worker BrokenProcessPool
         why = (_hung(STARTUP_TIMEOUT_S) if isinstance(exc, FuturesTimeout) else
-               _exit_reason(executor._processes) if isinstance(exc, BrokenProcessPool) else f"{type(exc).__name__}: {exc}")
-        for process in list(executor._processes.values()):
-            if process.is_alive():
-                process.kill()
-        executor.shutdown(wait=True, cancel_futures=True)
+               _exit_reason(processes) if isinstance(exc, BrokenProcessPool) else f"{type(exc).__name__}: {exc}")
+        _shutdown(executor, processes, "kill")
         raise WorkerStartError(f"worker processes could not start ({why}); the error a worker printed is above. "
                                f"If this is a script: {MAIN_GUARD_HINT}") from None
     return executor
+
+
+def _shutdown(executor: ProcessPoolExecutor, processes: dict, stop: str | None = None) -> None:
+    """Shut ``executor`` down; ``stop`` ("terminate" or "kill") its live workers first, so that it does not wait
+    for work nobody will read, or (SIGKILL) for a worker stuck in native code. ``processes``: the executor's own
+    dict of workers, taken when it was made (a broken executor drops its reference)."""
+    if stop:
+        for process in list(processes.values()):
+            if process.is_alive():
+                getattr(process, stop)()
+    executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _exit_reason(processes: dict) -> str:
@@ -158,11 +167,7 @@ class _Pool:
     def close(self, kill: bool = False, hard: bool = False) -> None:
         """``kill``: stopped early (Ctrl-C, an error downstream): do not wait for work nobody will read;
         ``hard``: SIGKILL, for a worker stuck in native code."""
-        if kill or hard:
-            for process in list(self.processes.values()):
-                if process.is_alive():
-                    process.kill() if hard else process.terminate()
-        self.executor.shutdown(wait=True, cancel_futures=True)
+        _shutdown(self.executor, self.processes, "kill" if hard else "terminate" if kill else None)
 
 
 def bounded_ordered_map(func: Callable, items: Iterable, workers: int, chunksize: int, ahead: int,
