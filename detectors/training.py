@@ -77,14 +77,11 @@ class Recipe:
                 if not get_kind(other).synthetic:
                     raise UserInputError(f"--nuisance {other}: only a synthesised artefact can be a nuisance")
             kind = replace(kind, nuisances=tuple(config.nuisances))
-        if config.made_positives:
-            if kind.synthetic:
-                raise UserInputError("made positives are for detectors trained from labelled films")
-            kind = replace(kind, made_positives=config.made_positives)
-        if config.turned_positives:
-            if kind.synthetic:
-                raise UserInputError("turned positives are for detectors trained from labelled films")
-            kind = replace(kind, turned_positives=True)
+        labelled_only = {"made_positives": config.made_positives, "turned_positives": config.turned_positives}
+        for option, value in labelled_only.items():
+            if value and kind.synthetic:
+                raise UserInputError(f"{option.replace('_', ' ')} are for detectors trained from labelled films")
+        kind = replace(kind, **{k: v for k, v in labelled_only.items() if v})
         reads_glyphs = kind.reads_glyphs if config.glyph_reader is None else bool(config.glyph_reader)
         pool = _input_pool(config.image_size, config.glyph_size) if reads_glyphs else 1
         spec = InputSpec(size=config.image_size * pool, low_pct=kind.percentiles[0], high_pct=kind.percentiles[1])
