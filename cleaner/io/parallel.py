@@ -23,7 +23,7 @@ import multiprocessing as mp
 import os
 import signal
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
 from concurrent.futures.process import BrokenProcessPool
 from itertools import islice
@@ -127,6 +127,18 @@ def process_pool(workers: int) -> ProcessPoolExecutor:
     return executor
 
 
+def submit(executor: ProcessPoolExecutor, func: Callable, *args) -> Future:
+    """``executor.submit(func, *args)``, except that when a worker died since the last submission (the executor
+    then refuses new work) the future comes back failed already, instead of raising here: the caller handles it
+    where it handles the work the pool held when it broke."""
+    try:
+        return executor.submit(func, *args)
+    except BrokenProcessPool as exc:
+        failed: Future = Future()
+        failed.set_exception(exc)
+        return failed
+
+
 def _shutdown(executor: ProcessPoolExecutor, processes: dict, stop: str | None = None) -> None:
     """Shut ``executor`` down; ``stop`` ("terminate" or "kill") its live workers first, so that it does not wait
     for work nobody will read, or (SIGKILL) for a worker stuck in native code. ``processes``: the executor's own
@@ -157,8 +169,8 @@ class _Pool:
         self.executor = process_pool(workers)
         self.processes = self.executor._processes  # the same dict the executor fills; kept to read exit codes
 
-    def submit(self, func, chunk: list):
-        return self.executor.submit(_run_chunk, func, chunk)
+    def submit(self, func, chunk: list) -> Future:
+        return submit(self.executor, _run_chunk, func, chunk)
 
     def death(self) -> str:
         """Why a worker of this pool ended (``_exit_reason``)."""

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from cleaner.io.parallel import process_pool, submit
 from cleaner.scan.folder import OVERLAYS_DIR, ScanOutput, reason_folder
 
 #: colours of a side marker's box: it says the film is mirrored / upright
@@ -171,8 +172,6 @@ class OverlayWriter:
         (self.review / OVERLAYS_DIR / reason_folder(reason)).mkdir(parents=True, exist_ok=True)
         size = batch[0][1].shape[0]
         if self.pool is None and self.draw_workers > 0:
-            from cleaner.io.parallel import process_pool
-
             self.pool = process_pool(self.draw_workers)
         for i, ((rel, _x, thumb, k), heat) in enumerate(zip(batch, result.maps)):
             link = overlay_link(reason, self.images[rel]["id"])
@@ -183,7 +182,7 @@ class OverlayWriter:
             if self.pool is None:
                 self._record(record, draw_overlay(job))
             else:
-                self.drawing.append((self.pool.submit(draw_overlay, job), job, record))
+                self.drawing.append((submit(self.pool, draw_overlay, job), job, record))
 
     def _record(self, record: tuple, error: str | None) -> None:
         rel, reason, link, method, layer = record

@@ -45,6 +45,39 @@ print(json.dumps({"out": out}))
     assert got == expected
 
 
+def test_a_worker_that_dies_while_more_files_are_handed_out_is_survived_the_same_way():
+    """The pool can break between two submissions (the worker died while the next chunk was being read from the
+    input): that submission fails at once, and its files must be read again like those the pool held."""
+    got = run_child("""
+import time
+def files():
+    yield 7
+    time.sleep(2)  # the worker dies on 7 meanwhile: the next submission meets a broken pool
+    yield from range(8, 12)
+out = list(bounded_ordered_map(crashers.die_on_seven, files(), workers=2, chunksize=1, ahead=8,
+                               on_crash=lambda item, why: ["crash", item, why]))
+print(json.dumps({"out": out}))
+""")["out"]
+    assert got == [["crash", 7, "worker killed by signal 9 (SIGKILL)"], 16, 18, 20, 22]
+
+
+def test_a_broken_pool_gives_a_failed_future_for_new_work_instead_of_raising():
+    """What the review's overlay drawing relies on: it draws in this process any picture whose future failed."""
+    got = run_child("""
+from concurrent.futures.process import BrokenProcessPool
+from cleaner.io.parallel import process_pool, submit
+pool = process_pool(1)
+try:
+    pool.submit(crashers.die_on_seven, 7).result(timeout=60)
+except BrokenProcessPool:
+    pass
+later = submit(pool, crashers.die_on_seven, 3)
+print(json.dumps({"done": later.done(), "error": type(later.exception(timeout=0)).__name__}))
+pool.shutdown()
+""")
+    assert got == {"done": True, "error": "BrokenProcessPool"}
+
+
 def test_a_worker_killed_once_from_outside_costs_nothing(tmp_path):
     """The OOM killer takes a worker while it reads a good file: every file is read again, none is an error."""
     marker = tmp_path / "died"
