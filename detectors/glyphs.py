@@ -298,22 +298,32 @@ def evidence_model(reader):
     return keras.Model(reader.inputs[0], [text, side], name="glyph_cues")
 
 
-def with_reader(model, reader, name: str = "anatomy_and_glyphs", bands: float | None = None):
+def with_reader(model, reader, name: str = "anatomy_and_glyphs", bands: float | None = None,
+                mirrored: bool = False):
     """One model: sigmoid(``model``'s logit + the side markers' evidence).
 
     ``model`` is a cxclean backbone (it has a ``logit`` layer) whose input the reader reads as well;
     summing log-odds treats the two as independent evidence, with no weight to tune. The text's handedness is
     left out of the score (it lowered AUC everywhere; docs/decisions/0001); its classes still teach the marker
     channels that a letter inside a word is not a marker. With ``bands`` (a fraction of the width) the reader
-    reads only the film's left and right edge bands, where side markers sit (``layers.SideBands``)."""
+    reads only the film's left and right edge bands, where side markers sit (``layers.SideBands``).
+
+    With ``mirrored`` the reader also reads the mirror of what it reads, in one batch (the film's own views first),
+    and the side evidence is ``(side(x) - side(mirror x)) / 2``: with a mirror comparator as ``model`` a film and
+    its mirror then get opposite log-odds as a whole (docs/decisions/0017)."""
     import keras
 
-    from .layers import SideBands
+    from .layers import HalvesDifference, SideBands, WithMirror
 
     image = model.inputs[0]
     seen = SideBands(bands, name="side_bands")(image) if bands else image
+    if mirrored:
+        seen = WithMirror(name="read_with_mirror")(seen)  # the mirror's bands are the bands' mirror, exactly
     maps = keras.Model(reader.inputs[0], reader.get_layer(MAPS_LAYER).output, name="glyph_reader")(seen)
     side = _cues(None, maps)[1]
+    if mirrored:
+        side = HalvesDifference(dtype="float32", name="side_difference")(side)
+        side = keras.layers.Rescaling(0.5, dtype="float32", name="side_logit")(side)
     total = keras.layers.Add(name="summed_logit")([model.get_layer("logit").output, side])
     score = keras.layers.Activation("sigmoid", dtype="float32", name="score")(total)
     return keras.Model(image, score, name=name)

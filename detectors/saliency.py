@@ -104,7 +104,8 @@ class Explainer:
         self.backend = keras.backend.backend()
         self.cam_path = find_last_conv(model) if method != "occlusion" else None
         maps = find_path(model, lambda layer: layer.name == MAPS_LAYER)
-        # flip v2 (docs/decisions/0009): the anatomy also runs on the film's mirror, the reader on its side bands
+        # flip v2/v3 (docs/decisions/0009, 0017): the anatomy also runs on the film's mirror, the reader on its side bands
+        # (v3: and on their mirror, second in its batch, so the first maps are the film's own)
         from .layers import SideBands, WithMirror
 
         self.mirrored_views = find_path(model, lambda layer: isinstance(layer, WithMirror)) is not None

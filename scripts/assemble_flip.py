@@ -1,7 +1,11 @@
-"""Assemble the default flip detector (v2) from the trained weights of flip v1, without retraining.
+"""Assemble the default flip detector (v2, v3) from the trained weights of flip v1, without retraining.
 
-    python scripts/assemble_flip.py --from detectors/default_bundles/flip --out /tmp/flip_v2
-    python scripts/train_default_detectors.py --kinds flip --calibrate-only --out /tmp   # then calibrate it
+    python scripts/assemble_flip.py --from FLIP_V1 --out /tmp/flip_v2/flip
+    python scripts/assemble_flip.py --from FLIP_V2 --out /tmp/flip_v3/flip --mirrored-reader
+    python scripts/train_default_detectors.py --kinds flip --calibrate-only --out /tmp/flip_v3   # then calibrate it
+
+v3 (``--mirrored-reader``, docs/decisions/0017) reuses a v2 bundle's comparator and reader as they are, and the
+reader also reads the mirrored bands: the film's side evidence is (side(x) - side(mirror x)) / 2, as its anatomy's.
 
 v1 scored sigmoid(g(x) + side(x)): its anatomy backbone g on the film plus its glyph reader's side-marker
 evidence read over the whole film at 512 px. v2 is built from the same two trained parts:
@@ -31,7 +35,9 @@ BANDS = 0.2
 from train_default_detectors import validation_scores  # noqa: E402  (scripts/ is on sys.path when run)
 
 
-def assemble(source: Path, out: Path, data: Path, bands: float = BANDS) -> Path:
+def assemble(source: Path, out: Path, data: Path, bands: float = BANDS, mirrored_reader: bool = False) -> Path:
+    """v2 (or, with ``mirrored_reader``, v3) from ``source``: v1, or a bundle that already compares the anatomy
+    with its mirror (v2), whose comparator and reader are then reused as they are."""
     import detectors
     from detectors import backbones, glyphs
     from detectors.bundle import save_bundle
@@ -40,19 +46,26 @@ def assemble(source: Path, out: Path, data: Path, bands: float = BANDS) -> Path:
 
     old = detectors.load(source)
     model = old.model
-    comparator = backbones.compare_with_mirror(model)  # the branch up to v1's anatomy ``logit``
+    compared = bool(old.info["training"].get("compares_mirror"))
+    # the branch up to v1's anatomy ``logit``, or v2's comparator as it is
+    comparator = model if compared else backbones.compare_with_mirror(model)
     assembled = glyphs.with_reader(comparator, model.get_layer("glyph_reader"), name="mirror_and_side_bands",
-                                   bands=bands)
+                                   bands=bands, mirrored=mirrored_reader)
     info = json.loads(json.dumps(old.info))
     for key in ("version", "model_sha256", "suspect_normals", "created"):
         info.pop(key, None)
-    info["description"] = "upright vs left-right mirrored (v2: mirror comparator + side-band marker reading)"
+    v = "v3" if mirrored_reader else "v2"
+    info["description"] = (f"upright vs left-right mirrored ({v}: mirror comparator + side-band marker reading"
+                           + (", both read on the film and its mirror)" if mirrored_reader else ")"))
+    how = ("v1's anatomy backbone as (g(x) - g(mirror x)) / 2 plus v1's glyph reader on the left and right "
+           f"{bands:.0%} of the film" + (", read on the bands and on their mirror: (side(x) - side(mirror x)) / 2"
+                                         if mirrored_reader else ""))
     info["assembled_from"] = {
-        "bundle": old.version, "script": "scripts/assemble_flip.py", "bands": bands,
-        "how": "v1's anatomy backbone as (g(x) - g(mirror x)) / 2 plus v1's glyph reader on the left and right "
-               f"{bands:.0%} of the film; no retraining (docs/decisions/0009)"}
+        "bundle": old.version, "script": "scripts/assemble_flip.py", "bands": bands, "mirrored_reader": mirrored_reader,
+        "how": how + "; no retraining (docs/decisions/0009" + (", 0017)" if mirrored_reader else ")")}
     info["training"]["compares_mirror"] = True
     info["training"]["glyph_reader"]["bands"] = bands
+    info["training"]["glyph_reader"]["mirrored"] = mirrored_reader
     with tempfile.TemporaryDirectory() as tmp:
         staged = save_bundle(assembled, {**info, "threshold": old.threshold}, Path(tmp) / "staged")
         y, scores, plots = validation_scores(staged, data, manifest=source / "training_manifest.csv")
@@ -60,10 +73,10 @@ def assemble(source: Path, out: Path, data: Path, bands: float = BANDS) -> Path:
     validation = binary_metrics(y, scores, choice.threshold)
     validation["recall_curve"] = recall_curve(y, scores, choice.threshold)
     validation["recall_by_variant"] = recall_by_variant(y, scores, [0] * len(y), ["mirrored"], choice.threshold)
-    info["metrics"] = {"validation": validation, "validation_v1": old.info["metrics"]["validation"]}
+    info["metrics"] = {"validation": validation, "validation_source": old.info["metrics"]["validation"]}
     info["threshold"] = choice.threshold
     info["threshold_choice"] = {**choice.to_dict(), "validation_threshold": choice.threshold}
-    print(f"v2 on v1's validation split: AUC {validation['auc']:.4f} (v1 {old.info['metrics']['validation']['auc']:.4f}); "
+    print(f"{v} on the source's validation split: AUC {validation['auc']:.4f} (source {old.info['metrics']['validation']['auc']:.4f}); "
           f"{choice.note}")
     save_bundle(assembled, info, out)
     for name, content in plots.items():  # v2's curves on v1's validation split
@@ -79,10 +92,12 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="a new folder for the v2 bundle")
     parser.add_argument("--data", type=Path, default=default_data)
     parser.add_argument("--bands", type=float, default=BANDS)
+    parser.add_argument("--mirrored-reader", action="store_true",
+                        help="v3: the reader also reads the mirrored bands (docs/decisions/0017)")
     args = parser.parse_args(argv)
     if args.out.exists():
         parser.error(f"{args.out} exists")
-    out = assemble(args.source, args.out, args.data, args.bands)
+    out = assemble(args.source, args.out, args.data, args.bands, args.mirrored_reader)
     print(f"assembled {json.loads((out / 'detector.json').read_text())['version']} in {out}")
     return 0
 

@@ -277,3 +277,25 @@ def test_a_mirror_comparator_scores_a_film_and_its_mirror_to_sum_to_one(tmp_path
     full = glyphs.with_reader(model, glyphs.build_reader(0.5, fast=True), bands=0.25)
     save_bundle(full, {"name": "f", "kind": "flip", "input": {"size": 128}, "threshold": 0.5}, tmp_path / "b")
     np.testing.assert_allclose(load(tmp_path / "b").predict(x), full.predict(x, verbose=0).reshape(-1), atol=1e-6)
+
+
+def test_with_the_reader_also_reading_the_mirror_the_whole_score_sums_to_one_with_its_mirror(tmp_path):
+    """Flip v3 (decision 0017): the side evidence is (side(x) - side(mirror x)) / 2, so the whole score of a film and
+    of its mirror sum to 1, through the bundle round trip; reading once, as v2 does, they need not."""
+    from detectors import glyphs
+    from detectors.bundle import load, save_bundle
+
+    plain, _ = build("compact", 64, dropout=0.0, input_pool=2)
+    rng = np.random.default_rng(3)
+    x = rng.random((4, 128, 128, 1), dtype=np.float32)
+    x[:, :, :40] *= 0.4
+    model = backbones.compare_with_mirror(plain)
+    reader = glyphs.build_reader(0.5, fast=True)
+    reader.set_weights([w + np.float32(0.3) * rng.standard_normal(w.shape).astype(np.float32) for w in reader.get_weights()])
+    once = glyphs.with_reader(model, reader, bands=0.25)
+    both = glyphs.with_reader(model, reader, bands=0.25, mirrored=True)
+    s, m = both.predict(x, verbose=0), both.predict(x[:, :, ::-1], verbose=0)
+    np.testing.assert_allclose(s + m, 1.0, atol=1e-5)
+    assert np.abs(once.predict(x, verbose=0) + once.predict(x[:, :, ::-1], verbose=0) - 1.0).max() > 1e-3
+    save_bundle(both, {"name": "f", "kind": "flip", "input": {"size": 128}, "threshold": 0.5}, tmp_path / "b")
+    np.testing.assert_allclose(load(tmp_path / "b").predict(x), s.reshape(-1), atol=1e-6)
