@@ -206,8 +206,11 @@ def _combine(recipe: Recipe, trained: list, data: TrainingData, log) -> tuple:
     reader, reader_info = glyphs.train_reader([preprocess(s.pixels, recipe.spec)[..., 0] for s in data.train],
                                               config.glyph_patches, config.glyph_epochs, config.seed, config.glyph_width,
                                               log, fast=config.glyph_fast)
-    reader_info.update(input_pool=recipe.pool, backbone_validation_auc=state["best_auc"], bands=config.glyph_bands)
-    return glyphs.with_reader(model, reader, bands=config.glyph_bands), reader_info
+    # a kind that compares a film with its mirror reads the mirror's markers too (as the shipped flip, decision 0017)
+    mirrored = recipe.kind.compares_mirror
+    reader_info.update(input_pool=recipe.pool, backbone_validation_auc=state["best_auc"], bands=config.glyph_bands,
+                       mirrored=mirrored)
+    return glyphs.with_reader(model, reader, bands=config.glyph_bands, mirrored=mirrored), reader_info
 
 
 def _validate(recipe: Recipe, model, data: TrainingData, reader_info, log) -> tuple:

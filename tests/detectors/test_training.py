@@ -217,6 +217,10 @@ def test_flip_reads_glyphs_in_one_model_at_the_larger_input(tmp_path):
     reader = det.info["training"]["glyph_reader"]
     assert reader["input_pool"] == 4 and reader["patches"] == 300 and reader["background_films"] > 0
     assert det.model.get_layer("marker_side_evidence") is not None
+    # the reader reads the mirror too, so the whole score of a film and of its mirror sum to 1 (decision 0017)
+    assert reader["mirrored"] and det.model.get_layer("side_difference") is not None
+    x = np.random.default_rng(0).random((3, 128, 128, 1), dtype=np.float32)
+    np.testing.assert_allclose(det.predict(x) + det.predict(x[:, :, ::-1]), 1.0, atol=1e-5)
     loaded = detectors.load(tmp_path / "flip")
     np.testing.assert_allclose(loaded.score(paths[:4]), det.score(paths[:4]), atol=1e-5)
     m = detectors.evaluate(tmp_path / "flip", normals=folder, progress=False, log=lambda _m: None)
