@@ -1,4 +1,5 @@
-"""Train the default detectors shipped inside the package (rotation, inversion, flip) on ../shared/data/nih.
+"""Train the default detectors shipped inside the package: rotation, inversion, flip on ../shared/data/nih, non_frontal
+on labelled films of every site.
 
     python scripts/train_default_detectors.py                 # -> detectors/default_bundles/<kind>/
     python scripts/train_default_detectors.py --kinds flip --image-size 192
@@ -30,8 +31,8 @@ SETTINGS = {
     "rotation": dict(epochs=20, patience=6, ap_weight=1),
     "inversion": dict(epochs=20, patience=6, ap_weight=1, members=3),
     # flip (plus its glyph reader of the side bands, kinds.reads_glyphs): the shipped v2 is assembled from v1
-    # (scripts/assemble_flip.py); these settings retrain it end to end with the mirror comparator, which so far
-    # measured worse (decision 0009)
+    # (scripts/assemble_flip.py) and v3 from v2 (decision 0017); these settings retrain it end to end with the mirror
+    # comparator and the reader reading the mirror too, which so far measured worse (decision 0009)
     "flip": dict(epochs=28, patience=8, ap_weight=4),
     # not a frontal chest film: learnt from labelled films of every site; ignores what the others detect
     # half of the positives added to balance the classes are parts of frontal films (decision 0012), every positive
