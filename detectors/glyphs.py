@@ -279,7 +279,7 @@ def build_reader(width: float = 1.0, fast: bool = False):
 MAPS_LAYER, LOGITS_LAYER = "glyph_maps", "glyph_logits"
 
 
-def _cues(logits, maps):
+def _cues(logits, maps, suffix: str = ""):
     """Text evidence: the reader's [reversed - readable] logits (None without ``logits``). Side-marker
     evidence: an L on the image's left or an R on its right says "mirrored", the other way round says
     "upright" (a frontal film shows the patient's left on the viewer's right), whichever way the letter
@@ -287,7 +287,7 @@ def _cues(logits, maps):
     from .layers import GlyphEvidence, MarkerSideEvidence
 
     text = None if logits is None else GlyphEvidence(LOGIT_CLIP, name="glyph_evidence")(logits)
-    return text, MarkerSideEvidence(LOGIT_CLIP, name="marker_side_evidence")(maps)
+    return text, MarkerSideEvidence(LOGIT_CLIP, name="marker_side_evidence" + suffix)(maps)
 
 
 def evidence_model(reader):
@@ -310,17 +310,23 @@ def with_reader(model, reader, name: str = "anatomy_and_glyphs", bands: float | 
 
     With ``mirrored`` the reader also reads the mirror of what it reads, in one batch (the film's own views first),
     and the side evidence is ``(side(x) - side(mirror x)) / 2``: with a mirror comparator as ``model`` a film and
-    its mirror then get opposite log-odds as a whole (docs/decisions/0017)."""
+    its mirror then get opposite log-odds as a whole (docs/decisions/0017). ``reader`` may be a list of readers:
+    their side evidence is averaged (the first one's maps are the ones review overlays show)."""
     import keras
 
     from .layers import HalvesDifference, SideBands, WithMirror
 
+    readers = list(reader) if isinstance(reader, (list, tuple)) else [reader]
     image = model.inputs[0]
     seen = SideBands(bands, name="side_bands")(image) if bands else image
     if mirrored:
         seen = WithMirror(name="read_with_mirror")(seen)  # the mirror's bands are the bands' mirror, exactly
-    maps = keras.Model(reader.inputs[0], reader.get_layer(MAPS_LAYER).output, name="glyph_reader")(seen)
-    side = _cues(None, maps)[1]
+    sides = []
+    for i, one in enumerate(readers):
+        suffix = f"_{i + 1}" if i else ""
+        maps = keras.Model(one.inputs[0], one.get_layer(MAPS_LAYER).output, name="glyph_reader" + suffix)(seen)
+        sides.append(_cues(None, maps, suffix)[1])
+    side = keras.layers.Average(dtype="float32", name="mean_of_readers")(sides) if len(sides) > 1 else sides[0]
     if mirrored:
         side = HalvesDifference(dtype="float32", name="side_difference")(side)
         side = keras.layers.Rescaling(0.5, dtype="float32", name="side_logit")(side)

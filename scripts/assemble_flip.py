@@ -35,9 +35,11 @@ BANDS = 0.2
 from train_default_detectors import validation_scores  # noqa: E402  (scripts/ is on sys.path when run)
 
 
-def assemble(source: Path, out: Path, data: Path, bands: float = BANDS, mirrored_reader: bool = False) -> Path:
+def assemble(source: Path, out: Path, data: Path, bands: float = BANDS, mirrored_reader: bool = False,
+             add_reader: Path | None = None) -> Path:
     """v2 (or, with ``mirrored_reader``, v3) from ``source``: v1, or a bundle that already compares the anatomy
-    with its mirror (v2), whose comparator and reader are then reused as they are."""
+    with its mirror (v2), whose comparator and reader are then reused as they are. ``add_reader``: a second reader
+    (``scripts/train_flip_reader.py``) whose side evidence is averaged with the source's (v4)."""
     import detectors
     from detectors import backbones, glyphs
     from detectors.bundle import save_bundle
@@ -49,12 +51,17 @@ def assemble(source: Path, out: Path, data: Path, bands: float = BANDS, mirrored
     compared = bool(old.info["training"].get("compares_mirror"))
     # the branch up to v1's anatomy ``logit``, or v2's comparator as it is
     comparator = model if compared else backbones.compare_with_mirror(model)
-    assembled = glyphs.with_reader(comparator, model.get_layer("glyph_reader"), name="mirror_and_side_bands",
-                                   bands=bands, mirrored=mirrored_reader)
+    readers = [model.get_layer("glyph_reader")]
+    if add_reader:
+        import keras
+
+        readers.append(keras.models.load_model(add_reader, compile=False))
+    assembled = glyphs.with_reader(comparator, readers, name="mirror_and_side_bands", bands=bands,
+                                   mirrored=mirrored_reader)
     info = json.loads(json.dumps(old.info))
     for key in ("version", "model_sha256", "suspect_normals", "created"):
         info.pop(key, None)
-    v = "v3" if mirrored_reader else "v2"
+    v = "v4" if add_reader else "v3" if mirrored_reader else "v2"
     info["description"] = (f"upright vs left-right mirrored ({v}: mirror comparator + side-band marker reading"
                            + (", both read on the film and its mirror)" if mirrored_reader else ")"))
     how = ("v1's anatomy backbone as (g(x) - g(mirror x)) / 2 plus v1's glyph reader on the left and right "
@@ -66,6 +73,12 @@ def assemble(source: Path, out: Path, data: Path, bands: float = BANDS, mirrored
     info["training"]["compares_mirror"] = True
     info["training"]["glyph_reader"]["bands"] = bands
     info["training"]["glyph_reader"]["mirrored"] = mirrored_reader
+    if add_reader:
+        record = json.loads(Path(add_reader).with_suffix(".json").read_text())
+        info["training"]["glyph_reader"]["added_reader"] = record
+        info["assembled_from"]["added_reader"] = {"file": Path(add_reader).name, **record}
+        info["assembled_from"]["how"] += "; a second reader trained with boxed and circled markers, the two readers' " \
+                                         "side evidence averaged (docs/decisions/0017)"
     with tempfile.TemporaryDirectory() as tmp:
         staged = save_bundle(assembled, {**info, "threshold": old.threshold}, Path(tmp) / "staged")
         y, scores, plots = validation_scores(staged, data, manifest=source / "training_manifest.csv")
@@ -94,10 +107,12 @@ def main(argv=None) -> int:
     parser.add_argument("--bands", type=float, default=BANDS)
     parser.add_argument("--mirrored-reader", action="store_true",
                         help="v3: the reader also reads the mirrored bands (docs/decisions/0017)")
+    parser.add_argument("--add-reader", type=Path, default=None,
+                        help="v4: a second reader (.keras from scripts/train_flip_reader.py), evidence averaged")
     args = parser.parse_args(argv)
     if args.out.exists():
         parser.error(f"{args.out} exists")
-    out = assemble(args.source, args.out, args.data, args.bands, args.mirrored_reader)
+    out = assemble(args.source, args.out, args.data, args.bands, args.mirrored_reader, args.add_reader)
     print(f"assembled {json.loads((out / 'detector.json').read_text())['version']} in {out}")
     return 0
 

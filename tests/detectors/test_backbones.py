@@ -299,3 +299,14 @@ def test_with_the_reader_also_reading_the_mirror_the_whole_score_sums_to_one_wit
     assert np.abs(once.predict(x, verbose=0) + once.predict(x[:, :, ::-1], verbose=0) - 1.0).max() > 1e-3
     save_bundle(both, {"name": "f", "kind": "flip", "input": {"size": 128}, "threshold": 0.5}, tmp_path / "b")
     np.testing.assert_allclose(load(tmp_path / "b").predict(x), s.reshape(-1), atol=1e-6)
+    # two readers (flip v4): their side evidence is averaged, so the log-odds are the mean of the two one-reader models'
+    other = glyphs.build_reader(0.5, fast=True)
+    other.set_weights([w + np.float32(0.3) * rng.standard_normal(w.shape).astype(np.float32) for w in other.get_weights()])
+    pair = glyphs.with_reader(model, [reader, other], bands=0.25, mirrored=True)
+    alone = glyphs.with_reader(model, other, bands=0.25, mirrored=True)
+    logit = lambda p: np.log(p / (1 - p))
+    got = pair.predict(x, verbose=0)
+    np.testing.assert_allclose(logit(got), (logit(s) + logit(alone.predict(x, verbose=0))) / 2, atol=1e-3)
+    np.testing.assert_allclose(got + pair.predict(x[:, :, ::-1], verbose=0), 1.0, atol=1e-5)
+    save_bundle(pair, {"name": "f", "kind": "flip", "input": {"size": 128}, "threshold": 0.5}, tmp_path / "p")
+    np.testing.assert_allclose(load(tmp_path / "p").predict(x), got.reshape(-1), atol=1e-6)
