@@ -54,6 +54,7 @@ def test_bundles_are_small_complete_and_traceable():
             assert det.model.get_layer("side_bands").fraction == reader["bands"] == 0.2  # flip v2 (decision 0009)
             assert det.model.get_layer("handedness_branch") and info["training"]["compares_mirror"]
             assert det.model.get_layer("side_difference") and reader["mirrored"]  # flip v3 (decision 0017)
+            assert det.model.get_layer("mean_of_readers") and reader["added_reader"]["framed_markers"] > 0  # v4
         else:
             assert not reader and det.input_spec.size == 128
 
