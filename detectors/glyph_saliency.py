@@ -41,6 +41,19 @@ class Mark:
         return Mark(self.letter, y, x, self.logit, self.says)
 
 
+def strongest_marks(readings: list[list[list[Mark]]]) -> list[list[Mark]]:
+    """Per image, the marks of several readers (one ``read_marks`` result each, as flip v4 averages two readers):
+    for each letter and each side of the film, the strongest reader's mark. One reading is returned as it is."""
+    out = []
+    for marks in zip(*readings):
+        best: dict = {}
+        for mark in (m for reader in marks for m in reader):
+            if (mark.letter, mark.says) not in best or mark.logit > best[mark.letter, mark.says].logit:
+                best[mark.letter, mark.says] = mark
+        out.append(sorted(best.values(), key=lambda m: -m.logit))
+    return out
+
+
 def read_marks(maps: np.ndarray, min_logit: float = MIN_LOGIT, bands: float | None = None) -> list[list[Mark]]:
     """Per image of ``maps`` (N, h, w, 4 channels), the markers that count in its score: for each letter and
     each half of the film, the strongest position, when its logit is at least ``min_logit`` (the score counts

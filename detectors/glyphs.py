@@ -311,7 +311,7 @@ def with_reader(model, reader, name: str = "anatomy_and_glyphs", bands: float | 
     With ``mirrored`` the reader also reads the mirror of what it reads, in one batch (the film's own views first),
     and the side evidence is ``(side(x) - side(mirror x)) / 2``: with a mirror comparator as ``model`` a film and
     its mirror then get opposite log-odds as a whole (docs/decisions/0017). ``reader`` may be a list of readers:
-    their side evidence is averaged (the first one's maps are the ones review overlays show)."""
+    their side evidence is averaged (review overlays show each letter and side as the strongest reader read it)."""
     import keras
 
     from .layers import HalvesDifference, SideBands, WithMirror

@@ -40,6 +40,18 @@ def find_path(model, match, skip=None) -> list | None:
     return None
 
 
+def find_paths(model, match) -> list[list]:
+    """Every path ``[model, sub_model, ..., layer]`` to a layer for which ``match(layer)``, in ``find_path``'s
+    order (from the end); a matching layer's own sub-layers are not searched."""
+    found = []
+    for layer in reversed(sublayers(model)):
+        if match(layer):
+            found.append([model, layer])
+        elif sublayers(layer):
+            found += [[model] + inner for inner in find_paths(layer, match)]
+    return found
+
+
 def contains_layer(layer, name: str) -> bool:
     """Whether ``layer`` is, or holds at any depth, a layer called ``name``."""
     return layer.name == name or any(contains_layer(sub, name) for sub in sublayers(layer))

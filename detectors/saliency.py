@@ -24,9 +24,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .glyph_saliency import MAPS_LAYER, read_marks
-from .graph_taps import CONV_CLASS_NAMES, contains_layer, find_path, is_conv, run_with_taps  # noqa: F401
+from .glyph_saliency import MAPS_LAYER, read_marks, strongest_marks
+from .graph_taps import CONV_CLASS_NAMES, contains_layer, find_path, find_paths, is_conv, run_with_taps  # noqa: F401
 from .inference import pad_batch as _pad
+
+#: the stash keys of the glyph readers' maps: "glyph_maps", then "glyph_maps_2", ... for a model with several readers
+GLYPH_TAP = "glyph_maps"
 
 METHODS = ("auto", "gradcam", "occlusion")
 #: input pixels per compiled batch: 32 films at 128 px, 2 at 512 px (memory stays bounded for large inputs)
@@ -103,17 +106,18 @@ class Explainer:
         self.model, self.method = model, method
         self.backend = keras.backend.backend()
         self.cam_path = find_last_conv(model) if method != "occlusion" else None
-        maps = find_path(model, lambda layer: layer.name == MAPS_LAYER)
-        # flip v2/v3 (docs/decisions/0009, 0017): the anatomy also runs on the film's mirror, the reader on its side bands
-        # (v3: and on their mirror, second in its batch, so the first maps are the film's own)
+        # every glyph reader's maps (flip v4 averages two readers: docs/decisions/0017)
+        readers = find_paths(model, lambda layer: layer.name == MAPS_LAYER)
+        # flip v2-v4 (docs/decisions/0009, 0017): the anatomy also runs on the film's mirror, the reader on its side
+        # bands (v3, v4: and on their mirror, second in its batch, so the first maps are the film's own)
         from .layers import SideBands, WithMirror
 
         self.mirrored_views = find_path(model, lambda layer: isinstance(layer, WithMirror)) is not None
         bands = find_path(model, lambda layer: isinstance(layer, SideBands))
         self.bands = bands[-1].fraction if bands else None
         self.taps = {"activations": self.cam_path} if self.cam_path else {}
-        if maps is not None:
-            self.taps["glyph_maps"] = maps
+        for i, path in enumerate(readers):
+            self.taps[GLYPH_TAP + (f"_{i + 1}" if i else "")] = path
         self.gradcam = self.cam_path is not None and self.backend in ("tensorflow", "torch")
         if method == "gradcam" and not self.gradcam:
             raise ValueError("Grad-CAM impossible: " + ("no 2-D convolution layer in the model" if self.cam_path is None
@@ -132,16 +136,17 @@ class Explainer:
         h, w = batch.shape[1:3]
         if not self.gradcam:
             return SaliencyResult(_normalise(occlusion_maps(self.model, batch)), "occlusion", None)
-        cams, glyph_maps = [], []
+        cams, glyph_maps = [], {key: [] for key in self.taps if key.startswith(GLYPH_TAP)}
         size = self.batch_size(h, w)
         for start in range(0, len(batch), size):
             chunk = batch[start : start + size]
             out = self._run(_pad(chunk, size), "cam")
             cams.append(_cam(out["acts"], out["grads"], size, self.mirrored_views)[: len(chunk)])
-            if "glyph_maps" in out:
-                glyph_maps.append(out["glyph_maps"][: len(chunk)])
+            for key, got in glyph_maps.items():
+                got.append(out[key][: len(chunk)])
         maps = _normalise(_resize_maps(np.concatenate(cams), h, w))
-        marks = read_marks(np.concatenate(glyph_maps), bands=self.bands) if glyph_maps else None
+        marks = strongest_marks([read_marks(np.concatenate(got), bands=self.bands) for got in glyph_maps.values()]
+                                ) if glyph_maps else None
         # An empty Grad-CAM tells the reviewer nothing: where the reader saw no marker either, the
         # input's gradient shows what the score depends on (a backward pass, not occlusion's many passes).
         empty = [i for i, m in enumerate(maps) if not m.any() and not (marks and marks[i])]
@@ -192,10 +197,8 @@ def _compile_tf(model, shape: tuple, taps: dict, what: str):
         grads = tape.gradient(score, stash["activations"])
         if grads is None:
             raise RuntimeError("no gradient from the score to the conv layer")
-        out = {"acts": stash["activations"], "grads": grads}
-        if "glyph_maps" in stash:
-            out["glyph_maps"] = stash["glyph_maps"]
-        return out
+        return {"acts": stash["activations"], "grads": grads,
+                **{k: v for k, v in stash.items() if k.startswith(GLYPH_TAP)}}
 
     return run
 
@@ -214,8 +217,7 @@ def _pass_torch(model, x: np.ndarray, taps: dict, what: str) -> dict:
         return {"input_grads": xt.grad.detach().cpu().numpy()}
     acts = stash["activations"]
     out = {"acts": acts.detach().cpu().numpy(), "grads": acts.grad.detach().cpu().numpy()}
-    if "glyph_maps" in stash:
-        out["glyph_maps"] = stash["glyph_maps"].detach().cpu().numpy()
+    out.update({k: v.detach().cpu().numpy() for k, v in stash.items() if k.startswith(GLYPH_TAP)})
     return out
 
 

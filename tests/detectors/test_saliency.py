@@ -234,27 +234,37 @@ def test_gradcam_of_an_inverse_comparator_gives_one_map_per_image():
         np.testing.assert_allclose(saliency(model, batch[i : i + 1], method="gradcam").maps[0], res.maps[i], atol=1e-4)
 
 
-def _glyph_model():
+def _glyph_model(readers: int = 1):
     """A flip-like model built the way the bundled one is (``glyphs.with_reader``): a compact anatomy backbone
-    plus a 'reader' whose maps we set by hand: marker_L where the film is bright, marker_R where it is black."""
+    plus a 'reader' whose maps we set by hand: marker_L where the film is bright, marker_R where it is black. With
+    two readers (as flip v4) the first reads only the L and the second only the R."""
     from detectors import backbones
     from detectors.glyphs import MAPS_LAYER, with_reader
 
     keras.utils.set_random_seed(5)
     anatomy, _ = backbones.build("compact", SIZE, dropout=0.0)
-    inp = keras.Input((None, None, 1))
-    reader = keras.Model(inp, keras.layers.Conv2D(4, 1, name=MAPS_LAYER)(inp))
-    kernel = np.array([0.0, 0.0, 20.0, -20.0], dtype=np.float32).reshape(1, 1, 1, 4)
-    reader.get_layer(MAPS_LAYER).set_weights([kernel, np.array([-5.0, -5.0, -10.0, 2.0], dtype=np.float32)])
-    return with_reader(anatomy, reader)
+    kernel = np.array([0.0, 0.0, 20.0, -20.0], dtype=np.float32)
+    bias = np.array([-5.0, -5.0, -10.0, 2.0], dtype=np.float32)
+    keep = [(2, 3)] if readers == 1 else [(2,), (3,)]  # the marker channels each reader reads
+    made = []
+    for channels in keep:
+        inp = keras.Input((None, None, 1))
+        reader = keras.Model(inp, keras.layers.Conv2D(4, 1, name=MAPS_LAYER)(inp))
+        off = [c in (2, 3) and c not in channels for c in range(4)]  # one reader: the weights as set above
+        reader.get_layer(MAPS_LAYER).set_weights([np.where(off, 0.0, kernel).astype(np.float32).reshape(1, 1, 1, 4),
+                                                   np.where(off, -30.0, bias).astype(np.float32)])
+        made.append(reader)
+    return with_reader(anatomy, made if readers > 1 else made[0])
 
 
-def test_glyph_reader_overlay_shows_where_the_markers_were_read():
+@pytest.mark.parametrize("readers", [1, 2])
+def test_glyph_reader_overlay_shows_where_the_markers_were_read(readers):
     """For a glyph-reading detector, Grad-CAM runs over the anatomy (not the reader, whose max-over-positions
-    has no useful gradient) and the side markers are read from the reader's maps as the score reads them."""
+    has no useful gradient) and the side markers are read from the reader's maps as the score reads them; with two
+    readers (flip v4), each one's marks."""
     from detectors.saliency import Explainer
 
-    model = _glyph_model()
+    model = _glyph_model(readers)
     film = np.full((1, SIZE, SIZE, 1), 0.3, dtype=np.float32)
     film[0, 4:8, 4:8] = 1.0  # an "L" on the image's left: mirrored
     film[0, 50:54, 8:12] = 0.0  # an "R" on the image's left: upright
