@@ -30,7 +30,8 @@ def ways(model, size: int, batch: int, work: Path, xla: bool) -> dict:
 
     out = {"eager model(x)": lambda x: model(x, training=False),
            "keras predict_on_batch": model.predict_on_batch,
-           "tf.function (cxclean Scorer)": Scorer(model, batch_size=batch).predict}
+           "tf.function, variables": Scorer(model, batch_size=batch, frozen=False).predict,
+           "tf.function, frozen (cxclean Scorer)": Scorer(model, batch_size=batch).predict}
     if xla:  # XLA on this CPU ran rotation at 16 films/s (vs 480 without): opt-in, it would take minutes
         out["tf.function + XLA"] = tf.function(lambda x: model(x, training=False), jit_compile=True,
                                                input_signature=[tf.TensorSpec((batch, size, size, 1), tf.float32)])
@@ -92,7 +93,7 @@ def main():
                     best[name] = max(best[name], n / (time.perf_counter() - t))
             print(f"{detector.name} ({size} px)")
             for name in fns:
-                print(f"  {name:30} {best[name]:8.1f} films/s  max |diff| {diffs[name]:.1e}  first call {traced[name]:5.1f} s")
+                print(f"  {name:38} {best[name]:8.1f} films/s  max |diff| {diffs[name]:.1e}  first call {traced[name]:5.1f} s")
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ class _BestOnValidationLoss:
             def on_epoch_end(self, epoch, logs=None):
                 if batches is not None:
                     backbones.recalibrate_batchnorm(self.model, batches)
-                scores = predict(self.model, val_x, batch_size).astype(np.float64)
+                scores = predict(self.model, val_x, batch_size, frozen=False).astype(np.float64)  # live weights
                 auc = float(roc_auc_score(val_y, scores))
                 loss = float(log_loss(val_y, np.clip(scores, 1e-7, 1 - 1e-7), labels=[0, 1]))
                 acc = float(((scores >= 0.5) == (val_y == 1)).mean())

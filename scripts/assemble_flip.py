@@ -69,7 +69,7 @@ def assemble(source: Path, out: Path, data: Path, bands: float = BANDS, mirrored
                                          if mirrored_reader else ""))
     info["assembled_from"] = {
         "bundle": old.version, "script": "scripts/assemble_flip.py", "bands": bands, "mirrored_reader": mirrored_reader,
-        "how": how + "; no retraining (docs/decisions/0009" + (", 0017)" if mirrored_reader else ")")}
+        "how": how + "; v1's networks not retrained (docs/decisions/0009" + (", 0017)" if mirrored_reader else ")")}
     info["training"]["compares_mirror"] = True
     info["training"]["glyph_reader"]["bands"] = bands
     info["training"]["glyph_reader"]["mirrored"] = mirrored_reader

@@ -59,7 +59,7 @@ def test_padding_never_changes_a_score_and_nothing_retraces(rule_bundles):
     scorer = Scorer.of(det.model, 8)
     assert scorer is Scorer.of(det.model, 8) and scorer is not Scorer.of(det.model, 4)
     if keras.backend.backend() == "tensorflow":
-        (fn,) = scorer._fns.values()
+        (fn,) = scorer.traced.values()
         assert fn.experimental_get_tracing_count() == 1
 
 
@@ -76,6 +76,28 @@ def test_the_inverse_comparator_pads_without_mixing_films():
     x = inputs(7, 16, seed=3)
     expected = 1 / (1 + np.exp(-8.0 * (2 * x.mean(axis=(1, 2, 3)) - 1)))
     np.testing.assert_allclose(predict(model, x, 4), expected, atol=1e-5)
+
+
+def test_frozen_scoring_keeps_the_weights_it_was_built_with_and_live_scoring_follows_them():
+    """Scan and evaluation score a finished model frozen (its weights made graph constants, for speed); training's
+    per-epoch validation must see each epoch's weights, so it scores unfrozen. Both score like Keras."""
+    import keras
+
+    inp = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(4, 3, use_bias=False)(inp)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.ReLU()(x))
+    model = keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(x))
+    films = inputs(6, 8, seed=4)
+    before = keras_scores(model, films)
+    np.testing.assert_allclose(predict(model, films, 4), before, atol=1e-6)
+    np.testing.assert_allclose(predict(model, films, 4, frozen=False), before, atol=1e-6)
+    model.set_weights([w * 1.7 + 0.1 for w in model.get_weights()])  # as an epoch of training would
+    after = keras_scores(model, films)
+    assert np.abs(after - before).max() > 1e-3
+    np.testing.assert_allclose(predict(model, films, 4, frozen=False), after, atol=1e-6)
+    if keras.backend.backend() == "tensorflow":  # the frozen graph holds the weights it was built with
+        np.testing.assert_allclose(predict(model, films, 4), before, atol=1e-6)
 
 
 def test_a_bad_batch_size_is_refused():
