@@ -167,7 +167,8 @@ def test_the_bundled_score_sums_the_backbones_log_odds_and_the_clipped_side_mark
     got = combined.predict(x, verbose=0).reshape(-1)
     np.testing.assert_allclose(got, want, atol=3e-4)  # float32 sums of logits up to +-14; the cue moves it > 0.1
     save_bundle(combined, {"name": "flip", "kind": "flip", "input": {"size": 64}, "threshold": 0.5}, tmp_path / "b")
-    np.testing.assert_allclose(load(tmp_path / "b").predict(x), got, atol=1e-6)
+    # the bundle scores through the frozen graph (batch norms folded into the convolutions): within 1e-5 of Keras
+    np.testing.assert_allclose(load(tmp_path / "b").predict(x), got, atol=1e-5)
     text, side_again = (v.reshape(-1) for v in glyphs.evidence_model(reader).predict(x, verbose=0))
     np.testing.assert_allclose(side_again, side, atol=1e-4)
     p = reader.predict(x, verbose=0)

@@ -90,14 +90,14 @@ def test_frozen_scoring_keeps_the_weights_it_was_built_with_and_live_scoring_fol
     model = keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(x))
     films = inputs(6, 8, seed=4)
     before = keras_scores(model, films)
-    np.testing.assert_allclose(predict(model, films, 4), before, atol=1e-6)
+    np.testing.assert_allclose(predict(model, films, 4), before, atol=1e-5)
     np.testing.assert_allclose(predict(model, films, 4, frozen=False), before, atol=1e-6)
     model.set_weights([w * 1.7 + 0.1 for w in model.get_weights()])  # as an epoch of training would
     after = keras_scores(model, films)
     assert np.abs(after - before).max() > 1e-3
     np.testing.assert_allclose(predict(model, films, 4, frozen=False), after, atol=1e-6)
     if keras.backend.backend() == "tensorflow":  # the frozen graph holds the weights it was built with
-        np.testing.assert_allclose(predict(model, films, 4), before, atol=1e-6)
+        np.testing.assert_allclose(predict(model, films, 4), before, atol=1e-5)
 
 
 def test_a_bad_batch_size_is_refused():
