@@ -13,10 +13,16 @@ on a GPU when one is present. Scan, evaluation, training and orientation all sco
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 #: films per compiled batch unless the caller says otherwise
 DEFAULT_BATCH = 64
+#: on a CPU a compiled batch holds at most this many input pixels (8 films of 512 px, 128 of 128 px): flip's 512-px
+#: readers score as fast in batches of 8 as of 64 but hold 4x the activations, so a scan's peak memory falls from
+#: 3.8 to 1.6 GB; where a GPU is present the caller's batch size stands (docs/decisions/0007, addendum)
+CPU_BATCH_PIXELS = 8 * 512 * 512
 
 
 class Scorer:
@@ -42,8 +48,14 @@ class Scorer:
             cache[key] = cls(model, batch_size, frozen)
         return cache[key]
 
+    def compiled_batch(self, shape: tuple) -> int:
+        """Films per compiled call for inputs of ``shape``: the batch size, capped by ``CPU_BATCH_PIXELS`` on a CPU."""
+        if accelerated():
+            return self.batch_size
+        return batch_for(self.batch_size, shape[0], shape[1], CPU_BATCH_PIXELS)
+
     def _fn(self, shape: tuple):
-        """The function scoring one (batch_size, *shape) float32 batch, built on first use."""
+        """The function scoring one (compiled_batch, *shape) float32 batch, built on first use."""
         if shape not in self._fns:
             import keras
 
@@ -51,7 +63,7 @@ class Scorer:
             if keras.backend.backend() == "tensorflow":
                 import tensorflow as tf
 
-                spec = tf.TensorSpec((self.batch_size, *shape), tf.float32)
+                spec = tf.TensorSpec((self.compiled_batch(shape), *shape), tf.float32)
                 fn = tf.function(lambda x: model(x, training=False), input_signature=[spec], autograph=False)
                 self.traced[shape] = fn
                 self._fns[shape] = _frozen(fn) if self.frozen else fn
@@ -67,7 +79,7 @@ class Scorer:
         n = len(batch)
         if n == 0:
             return np.zeros((0,), dtype=np.float32)
-        fn, size = self._fn(batch.shape[1:]), self.batch_size
+        fn, size = self._fn(batch.shape[1:]), self.compiled_batch(batch.shape[1:])
         out = np.empty((n,), dtype=np.float32)
         for start in range(0, n, size):
             chunk = batch[start : start + size]
@@ -76,6 +88,32 @@ class Scorer:
             scores = np.asarray(fn(np.ascontiguousarray(chunk)), dtype=np.float32).reshape(size, -1)[:, 0]
             out[start : start + got] = scores[:got]
         return out
+
+
+def batch_for(requested: int, height: int, width: int, pixels: int) -> int:
+    """``requested`` films per compiled call, fewer where a batch of them would hold more than ``pixels`` pixels."""
+    return int(max(1, min(requested, pixels // max(1, height * width))))
+
+
+@functools.lru_cache(maxsize=1)
+def accelerated() -> bool:
+    """Whether the Keras backend sees a GPU (there larger batches are faster, and its memory is the GPU's)."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    if backend == "torch":
+        import torch
+
+        return bool(torch.cuda.is_available())
+    if backend == "jax":
+        import jax
+
+        return jax.default_backend() != "cpu"
+    return False
 
 
 def _frozen(fn):

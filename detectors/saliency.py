@@ -26,6 +26,7 @@ import numpy as np
 
 from .glyph_saliency import MAPS_LAYER, read_marks, strongest_marks
 from .graph_taps import CONV_CLASS_NAMES, contains_layer, find_path, find_paths, is_conv, run_with_taps  # noqa: F401
+from .inference import batch_for
 from .inference import pad_batch as _pad
 
 #: the stash keys of the glyph readers' maps: "glyph_maps", then "glyph_maps_2", ... for a model with several readers
@@ -89,7 +90,7 @@ def _logit_output(model):
 
 def compiled_batch(height: int, width: int) -> int:
     """Films per compiled call for inputs of this size: the fixed batch shape (the last batch is padded to it)."""
-    return int(max(1, min(32, BATCH_PIXELS // max(1, height * width))))
+    return batch_for(32, height, width, BATCH_PIXELS)
 
 
 class Explainer:

@@ -100,6 +100,32 @@ def test_frozen_scoring_keeps_the_weights_it_was_built_with_and_live_scoring_fol
         np.testing.assert_allclose(predict(model, films, 4), before, atol=1e-5)
 
 
+def test_on_a_cpu_a_compiled_batch_holds_at_most_cpu_batch_pixels(monkeypatch):
+    """Large inputs go through smaller compiled batches on a CPU (flip's 512-px films: 8, for memory), small ones
+    through the batch asked for; with a GPU the batch asked for stands. Scores are the same either way."""
+    import keras
+
+    from detectors import inference
+
+    inp = keras.Input((None, None, 1))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(2, 3)(inp))
+    model = keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(x))
+    assert inference.batch_for(32, 512, 512, inference.CPU_BATCH_PIXELS) == 8
+    assert inference.batch_for(32, 128, 128, inference.CPU_BATCH_PIXELS) == 32
+    assert inference.batch_for(32, 4096, 4096, inference.CPU_BATCH_PIXELS) == 1
+    monkeypatch.setattr(inference, "accelerated", lambda: False)
+    big, small = inputs(10, 512, seed=5), inputs(10, 16, seed=5)
+    scorer = Scorer(model, 32)
+    assert scorer.compiled_batch(big.shape[1:]) == 8 and scorer.compiled_batch(small.shape[1:]) == 32
+    np.testing.assert_allclose(scorer.predict(big), keras_scores(model, big), atol=1e-5)
+    if keras.backend.backend() == "tensorflow":
+        assert scorer.traced[big.shape[1:]].input_signature[0].shape[0] == 8
+    monkeypatch.setattr(inference, "accelerated", lambda: True)
+    gpu = Scorer(model, 32)
+    assert gpu.compiled_batch(big.shape[1:]) == 32
+    np.testing.assert_allclose(gpu.predict(big), keras_scores(model, big), atol=1e-5)
+
+
 def test_a_bad_batch_size_is_refused():
     with pytest.raises(ValueError, match="batch size"):
         Scorer(object(), 0)
