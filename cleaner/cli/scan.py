@@ -42,7 +42,9 @@ Examples:
 @click.option("--id-column", default=None, help="--metadata column naming the file (default: path, Image Index, ...).")
 @click.option("--age-column", default=None, help="--metadata column with the age (default: age_years, Patient Age, ...).")
 @click.option("--workers", type=int, default=None, help="Decoding processes, --engine local [default: all cores].")
-@click.option("--batch-size", type=int, default=32, show_default=True, help="Images per inference batch.")
+@click.option("--batch-size", type=int, default=32, show_default=True,
+              help="Images per inference batch (on a CPU each model runs at most 8 films of 512 px at a time, for "
+                   "memory; larger batches help on a GPU).")
 @click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True,
               help="Where the work runs: this machine's cores, or a Ray cluster (pip install \"cxclean[ray]\"; "
                    "files and bundles must be at the same paths on every node).")
