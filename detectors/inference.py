@@ -14,6 +14,7 @@ on a GPU when one is present. Scan, evaluation, training and orientation all sco
 from __future__ import annotations
 
 import functools
+import warnings
 
 import numpy as np
 
@@ -117,15 +118,19 @@ def accelerated() -> bool:
 
 
 def _frozen(fn):
-    """``fn``'s graph with its variables as constants, returning one tensor; ``fn`` itself where this TensorFlow
-    cannot freeze it (the helper lives in TensorFlow's internal API, so its absence must not break scoring)."""
+    """``fn``'s graph with its variables as constants, returning one tensor; ``fn`` itself, with a warning, where
+    this TensorFlow cannot freeze it (the helper lives in TensorFlow's internal API, and a user's model may hold an
+    op it cannot convert): the same scores, only slower, never a failed scan."""
     import tensorflow as tf
 
     try:
         from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-    except ImportError:
+
+        graph = convert_variables_to_constants_v2(fn.get_concrete_function())
+    except Exception as exc:  # noqa: BLE001  any failure to freeze leaves the unfrozen graph, which is correct
+        warnings.warn(f"scoring without a frozen graph (slower, same scores): {type(exc).__name__}: {exc}",
+                      RuntimeWarning, stacklevel=2)
         return fn
-    graph = convert_variables_to_constants_v2(fn.get_concrete_function())
     return lambda x: graph(tf.convert_to_tensor(x))[0]
 
 

@@ -100,6 +100,26 @@ def test_frozen_scoring_keeps_the_weights_it_was_built_with_and_live_scoring_fol
         np.testing.assert_allclose(predict(model, films, 4), before, atol=1e-5)
 
 
+def test_a_model_that_cannot_be_frozen_is_scored_unfrozen_with_a_warning(monkeypatch):
+    """Freezing uses TensorFlow's internal API: if it fails (a newer TensorFlow, an op it cannot convert), the
+    scorer warns and scores through the plain graph, with the same scores; a scan never dies of it."""
+    keras = pytest.importorskip("keras")
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("freezing is TensorFlow's")
+    from tensorflow.python.framework import convert_to_constants
+
+    def refuse(*args, **kwargs):
+        raise ValueError("cannot convert this op")
+
+    monkeypatch.setattr(convert_to_constants, "convert_variables_to_constants_v2", refuse)
+    inp = keras.Input((8, 8, 1))
+    model = keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(keras.layers.Flatten()(inp)))
+    films = inputs(5, 8, seed=6)
+    with pytest.warns(RuntimeWarning, match="without a frozen graph.*cannot convert this op"):
+        got = predict(model, films, 4)
+    np.testing.assert_allclose(got, keras_scores(model, films), atol=1e-6)
+
+
 def test_on_a_cpu_a_compiled_batch_holds_at_most_cpu_batch_pixels(monkeypatch):
     """Large inputs go through smaller compiled batches on a CPU (flip's 512-px films: 8, for memory), small ones
     through the batch asked for; with a GPU the batch asked for stands. Scores are the same either way."""
