@@ -9,28 +9,15 @@ import time
 import numpy as np
 
 from . import backbones
-from .inference import predict
+from .inference import accelerated, predict
 from .synthesis import TrainingBatches
 
 
 def use_gpu_if_available() -> str:
-    """'gpu (mixed precision)' when TensorFlow sees a GPU (and sets mixed precision), else 'cpu'."""
+    """'gpu (mixed precision)' when the Keras backend sees a GPU (and sets mixed precision), else 'cpu'."""
     import keras
 
-    try:
-        if keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
-
-            gpus = tf.config.list_physical_devices("GPU")
-        elif keras.backend.backend() == "torch":
-            import torch
-
-            gpus = [0] if torch.cuda.is_available() else []
-        else:
-            gpus = []
-    except Exception:
-        gpus = []
-    if gpus:
+    if accelerated():
         keras.mixed_precision.set_global_policy("mixed_float16")
         return "gpu (mixed precision)"
     return "cpu"

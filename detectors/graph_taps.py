@@ -28,27 +28,21 @@ def sublayers(layer) -> list:
 def find_path(model, match, skip=None) -> list | None:
     """The path ``[model, sub_model, ..., layer]`` to the last layer for which ``match(layer)``, searching
     nested sub-models depth first from the end; sub-models for which ``skip(layer)`` are not entered."""
+    paths = find_paths(model, match, skip)
+    return paths[0] if paths else None
+
+
+def find_paths(model, match, skip=None) -> list[list]:
+    """Every path ``[model, sub_model, ..., layer]`` to a layer for which ``match(layer)``, in ``find_path``'s
+    order (from the end); a matching layer's own sub-layers are not searched, nor those for which ``skip``."""
+    found = []
     for layer in reversed(sublayers(model)):
         if skip is not None and skip(layer):
             continue
         if match(layer):
-            return [model, layer]
-        if sublayers(layer):
-            inner = find_path(layer, match, skip)
-            if inner is not None:
-                return [model] + inner
-    return None
-
-
-def find_paths(model, match) -> list[list]:
-    """Every path ``[model, sub_model, ..., layer]`` to a layer for which ``match(layer)``, in ``find_path``'s
-    order (from the end); a matching layer's own sub-layers are not searched."""
-    found = []
-    for layer in reversed(sublayers(model)):
-        if match(layer):
             found.append([model, layer])
         elif sublayers(layer):
-            found += [[model] + inner for inner in find_paths(layer, match)]
+            found += [[model] + inner for inner in find_paths(layer, match, skip)]
     return found
 
 

@@ -102,18 +102,21 @@ def accelerated() -> bool:
     import keras
 
     backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
 
-        return bool(tf.config.list_physical_devices("GPU"))
-    if backend == "torch":
-        import torch
+            return bool(tf.config.list_physical_devices("GPU"))
+        if backend == "torch":
+            import torch
 
-        return bool(torch.cuda.is_available())
-    if backend == "jax":
-        import jax
+            return bool(torch.cuda.is_available())
+        if backend == "jax":
+            import jax
 
-        return jax.default_backend() != "cpu"
+            return jax.default_backend() != "cpu"
+    except Exception:  # noqa: BLE001  a device probe that fails means no usable GPU
+        return False
     return False
 
 
